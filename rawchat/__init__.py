@@ -1,0 +1,102 @@
+"""rawchat: the OpenAI Chat Completions protocol by hand, on top of ``requests``.
+
+Start here; each wire concept is one module away:
+
+=====================  =====================================================
+``rawchat.Client``     ``client.py``: chat(), stream(), models(), request()
+request body, headers  ``request.py`` (and ``wire.py``: HTTPRequest, curl)
+settings, profiles     ``config.py``: keys, base URLs, timeouts
+answers and errors     ``response.py``, ``completion.py``, ``errors.py``
+streaming              ``sse.py`` -> ``chunks.py`` -> ``accumulate.py``,
+                       tied together in ``stream.py``
+retries                ``retry.py``: RetryPolicy
+the network            ``transport.py`` (the only module importing requests)
+offline server         ``rawchat.simulator``
+command line           ``cli.py``
+=====================  =====================================================
+
+The simulator and the command line are imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors
+from .client import Client
+from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
+from .config import PROFILES, Settings, Timeout
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    IncompleteStreamError,
+    InternalServerError,
+    InvalidRequestError,
+    InvalidResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RawchatError,
+    StreamError,
+    UnprocessableEntityError,
+)
+from .retry import RetryPolicy
+from .sse import ServerSentEvent, SSEParser
+from .stream import Stream
+from .version import __version__
+from .wire import HTTPRequest, HTTPResponse
+
+__all__ = [
+    "PROFILES",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Choice",
+    "Client",
+    "Completion",
+    "ConfigError",
+    "ConflictError",
+    "FunctionCall",
+    "HTTPRequest",
+    "HTTPResponse",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "Message",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RawchatError",
+    "RetryPolicy",
+    "SSEParser",
+    "ServerSentEvent",
+    "Settings",
+    "Simulator",
+    "Stream",
+    "StreamError",
+    "Timeout",
+    "ToolCall",
+    "UnprocessableEntityError",
+    "Usage",
+    "__version__",
+    "errors",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The simulator pulls in http.server; load it only for those who use it.
+    if name == "Simulator":
+        from .simulator import Simulator
+
+        return Simulator
+    raise AttributeError(f"module 'rawchat' has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Assembling a streamed answer: chunk deltas to one ``Completion``.
+
+Each chunk of a chat stream
+(https://platform.openai.com/docs/api-reference/chat-streaming) carries
+fragments for choice ``index``: text to append to ``content``, reasoning
+text, a refusal, the ``finish_reason`` once at the end, and tool calls in
+pieces keyed by their own ``index``: ``id`` and ``function.name`` usually
+arrive once, ``function.arguments`` as JSON text cut anywhere, to be
+concatenated. The usage chunk comes last, with no choices.
+
+The accumulator keeps lists of pieces and joins them once, at the end, so
+a long stream costs linear time.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional
+
+from .chunks import Chunk
+from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
+
+__all__ = ["Accumulator"]
+
+
+class _ToolCallState:
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.type = "function"
+        self.name = ""
+        self.arguments: List[str] = []
+
+
+class _ChoiceState:
+    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "role", "tool_calls")
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.content: List[str] = []
+        self.reasoning: List[str] = []
+        self.refusal: List[str] = []
+        self.tool_calls: Dict[int, _ToolCallState] = {}
+        self.finish_reason: Optional[str] = None
+
+    def message(self) -> Message:
+        calls = tuple(
+            ToolCall(
+                id=call.id,
+                type=call.type,
+                function=FunctionCall(call.name, "".join(call.arguments)),
+            )
+            for _, call in sorted(self.tool_calls.items())
+        )
+        return Message(
+            role=self.role,
+            content="".join(self.content) if self.content or not calls else None,
+            tool_calls=calls,
+            refusal="".join(self.refusal) if self.refusal else None,
+            reasoning="".join(self.reasoning) if self.reasoning else None,
+        )
+
+
+class Accumulator:
+    """Collects chunks; ``completion()`` returns what they add up to so far."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.system_fingerprint: Optional[str] = None
+        self.usage: Optional[Usage] = None
+        self.chunks = 0
+        self._choices: Dict[int, _ChoiceState] = {}
+        self._last_raw: Mapping = {}
+
+    @property
+    def finished(self) -> bool:
+        """Every choice seen so far has a finish reason (and there is one)."""
+        return bool(self._choices) and all(
+            c.finish_reason is not None for c in self._choices.values()
+        )
+
+    def add(self, chunk: Chunk) -> None:
+        self.chunks += 1
+        self.id = self.id or chunk.id
+        self.model = self.model or chunk.model
+        self.created = self.created or chunk.created
+        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        self._last_raw = chunk.raw or self._last_raw
+        for delta in chunk.choices:
+            state = self._choices.get(delta.index)
+            if state is None:
+                state = self._choices[delta.index] = _ChoiceState()
+            if delta.role:
+                state.role = delta.role
+            if delta.content:
+                state.content.append(delta.content)
+            if delta.reasoning:
+                state.reasoning.append(delta.reasoning)
+            if delta.refusal:
+                state.refusal.append(delta.refusal)
+            if delta.finish_reason:
+                state.finish_reason = delta.finish_reason
+            for fragment in delta.tool_calls:
+                call = state.tool_calls.get(fragment.index)
+                if call is None:
+                    call = state.tool_calls[fragment.index] = _ToolCallState()
+                if fragment.id:
+                    call.id = fragment.id
+                if fragment.type:
+                    call.type = fragment.type
+                # Most servers send the name once; some repeat it in every
+                # fragment, which must not double it.
+                if fragment.name and fragment.name != call.name:
+                    call.name += fragment.name
+                if fragment.arguments:
+                    call.arguments.append(fragment.arguments)
+
+    def completion(self) -> Completion:
+        """The ``Completion`` the chunks so far add up to."""
+        choices = tuple(
+            Choice(index=index, message=state.message(), finish_reason=state.finish_reason)
+            for index, state in sorted(self._choices.items())
+        )
+        return Completion(
+            id=self.id,
+            model=self.model,
+            created=self.created,
+            choices=choices,
+            usage=self.usage,
+            system_fingerprint=self.system_fingerprint,
+            raw=self._last_raw,
+        )

@@ -1,0 +1,261 @@
+"""The simulator as a pure function: ``SimulatorApp.handle(request) -> response``.
+
+It speaks the server side of the Chat Completions protocol
+(https://platform.openai.com/docs/api-reference/chat): ``POST
+/v1/chat/completions``, plain or streamed (``chat.completion.chunk``
+events, the usage chunk with empty ``choices`` when
+``stream_options.include_usage`` is set, then ``data: [DONE]``), and ``GET
+/v1/models``. Failures come back as OpenAI-shaped error bodies with the
+status codes OpenAI uses, so clients meet the real thing.
+
+No sockets here: ``server.py`` puts these values on the wire. Tests and
+notebooks can call ``handle`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..sse import encode_event
+from ..wire import Headers, fingerprint
+from .model import MODELS, Reply, pieces, prompt_tokens, reply_to
+
+__all__ = ["SimRequest", "SimResponse", "SimulatorApp"]
+
+_CHAT_PATH = re.compile(r"^(?:/v1|/openai/deployments/([^/]+)|/openai/v1)/chat/completions$")
+_MODELS_PATH = re.compile(r"^(?:/v1|/openai/v1|/openai)/models$")
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    """A request as the server received it."""
+
+    method: str
+    path: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class SimResponse:
+    """A response to write. With ``parts``, the body is streamed with chunked
+    transfer encoding, one HTTP chunk per part, ``interval`` seconds apart."""
+
+    status: int
+    headers: Tuple[Tuple[str, str], ...] = ()
+    body: bytes = b""
+    parts: Tuple[bytes, ...] = ()
+    interval: float = 0.0
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.parts)
+
+
+def error_response(
+    status: int,
+    message: str,
+    type_: str = "invalid_request_error",
+    code: Optional[str] = None,
+    param: Optional[str] = None,
+    headers: Sequence[Tuple[str, str]] = (),
+) -> SimResponse:
+    """An error in OpenAI's shape: ``{"error": {message, type, param, code}}``."""
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return SimResponse(status, (("Content-Type", "application/json"), *headers), _json(body))
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class SimulatorApp:
+    """The simulator's behaviour, independent of any socket.
+
+    ``api_keys``: the keys accepted (``None`` accepts any non-empty key).
+    ``models``: the model names served. ``clock``: seconds since the epoch,
+    for ``created``. ``chunk_interval``: seconds between streamed chunks.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: Optional[Sequence[str]] = None,
+        models: Sequence[str] = MODELS,
+        clock: Callable[[], float] = lambda: 1700000000.0,
+        chunk_interval: float = 0.0,
+    ) -> None:
+        self.api_keys = None if api_keys is None else frozenset(api_keys)
+        self.models = tuple(models)
+        self.clock = clock
+        self.chunk_interval = chunk_interval
+        self._lock = threading.Lock()
+        self._count = 0
+        #: Requests seen per key fingerprint ("none" when no key was sent).
+        self.requests_by_key: Dict[str, int] = {}
+
+    @property
+    def request_count(self) -> int:
+        return self._count
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        key = _key_of(request.headers)
+        with self._lock:
+            self._count += 1
+            number = self._count
+            label = fingerprint(key) if key else "none"
+            self.requests_by_key[label] = self.requests_by_key.get(label, 0) + 1
+        response = self._route(request, key, number)
+        extra = (("x-request-id", f"req_sim{number:06d}"), ("openai-processing-ms", "0"))
+        return SimResponse(
+            response.status, response.headers + extra, response.body, response.parts, response.interval
+        )
+
+    def _route(self, request: SimRequest, key: Optional[str], number: int) -> SimResponse:
+        path = request.path.split("?", 1)[0]
+        chat = _CHAT_PATH.match(path)
+        if chat is None and not _MODELS_PATH.match(path):
+            return error_response(404, f"Invalid URL ({request.method} {path})")
+        if chat is not None and request.method != "POST" or chat is None and request.method != "GET":
+            return error_response(405, f"Method {request.method} not allowed on {path}")
+        denied = self._authenticate(key)
+        if denied is not None:
+            return denied
+        if chat is None:
+            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "rawchat"} for m in self.models]
+            return SimResponse(200, (("Content-Type", "application/json"),), _json({"object": "list", "data": data}))
+        return self._chat(request.body, deployment=chat.group(1), number=number)
+
+    def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
+        if not key:
+            return error_response(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code=None,
+            )
+        if self.api_keys is not None and key not in self.api_keys:
+            shown = key[:3] + "*" * 4 + key[-4:] if len(key) >= 12 else "*" * 4
+            return error_response(
+                401,
+                f"Incorrect API key provided: {shown}. The rawchat simulator accepts "
+                "only the keys it was started with.",
+                code="invalid_api_key",
+            )
+        return None
+
+    def _chat(self, raw: bytes, *, deployment: Optional[str], number: int) -> SimResponse:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return error_response(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
+            return error_response(400, "The request body must be a JSON object.")
+        model = deployment or body.get("model")
+        if not isinstance(model, str) or not model:
+            return error_response(400, "you must provide a model parameter", param="model")
+        if model not in self.models:
+            return error_response(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="model",
+            )
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            return error_response(400, "'messages' must be a non-empty array of objects.", param="messages")
+        n = body.get("n", 1)
+        if not isinstance(n, int) or not 1 <= n <= 8:
+            return error_response(400, "'n' must be an integer from 1 to 8.", param="n")
+
+        replies = [reply_to(body, choice) for choice in range(n)]
+        usage = _usage(prompt_tokens(messages), replies)
+        head = {
+            "id": f"chatcmpl-sim{number:06d}",
+            "created": int(self.clock()),
+            "model": model,
+            "system_fingerprint": "fp_rawchat_sim",
+        }
+        if body.get("stream"):
+            options = body.get("stream_options") or {}
+            include_usage = isinstance(options, dict) and options.get("include_usage")
+            parts = _stream_parts(head, replies, usage if include_usage else None)
+            headers = (("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"))
+            return SimResponse(200, headers, parts=tuple(parts), interval=self.chunk_interval)
+        completion = dict(
+            head,
+            object="chat.completion",
+            choices=[
+                {"index": i, "message": _message(reply), "logprobs": None, "finish_reason": reply.finish_reason}
+                for i, reply in enumerate(replies)
+            ],
+            usage=usage,
+        )
+        return SimResponse(200, (("Content-Type", "application/json"),), _json(completion))
+
+
+def _key_of(headers: Headers) -> Optional[str]:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("api-key") or None
+
+
+def _message(reply: Reply) -> Dict[str, Any]:
+    message: Dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    if reply.tool_calls:
+        message["tool_calls"] = list(reply.tool_calls)
+    return message
+
+
+def _usage(prompt: int, replies: List[Reply]) -> Dict[str, Any]:
+    completion = sum(r.completion_tokens for r in replies)
+    reasoning = sum(len(pieces(r.reasoning)) for r in replies if r.reasoning)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion + reasoning,
+        "total_tokens": prompt + completion + reasoning,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def _stream_parts(head: Mapping[str, Any], replies: List[Reply], usage: Optional[Mapping[str, Any]]) -> List[bytes]:
+    """The SSE events of a streamed answer, one bytes object per event."""
+    base = dict(head, object="chat.completion.chunk")
+
+    def event(choices: List[Dict[str, Any]], **extra: Any) -> bytes:
+        chunk = dict(base, choices=choices, **extra)
+        return encode_event(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
+
+    def delta(index: int, finish: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        return {"index": index, "delta": fields, "logprobs": None, "finish_reason": finish}
+
+    parts = []
+    for index, reply in enumerate(replies):
+        parts.append(event([delta(index, role="assistant", content="", refusal=None)]))
+        for piece in pieces(reply.reasoning or ""):
+            parts.append(event([delta(index, reasoning_content=piece)]))
+        for piece in pieces(reply.content or ""):
+            parts.append(event([delta(index, content=piece)]))
+        for position, call in enumerate(reply.tool_calls):
+            function = call["function"]
+            opening = {"index": position, "id": call["id"], "type": "function",
+                       "function": {"name": function["name"], "arguments": ""}}
+            parts.append(event([delta(index, tool_calls=[opening])]))
+            arguments = function["arguments"]
+            for start in range(0, len(arguments), 8):  # fragments, as real servers cut them
+                fragment = {"index": position, "function": {"arguments": arguments[start : start + 8]}}
+                parts.append(event([delta(index, tool_calls=[fragment])]))
+        parts.append(event([delta(index, reply.finish_reason)]))
+    if usage is not None:
+        parts.append(event([], usage=usage))
+    parts.append(encode_event("[DONE]"))
+    return parts

@@ -1,0 +1,127 @@
+"""The simulator's "model": deterministic answers that say what arrived.
+
+Real models are not reproducible; a teaching and testing server should be.
+Every answer is a pure function of the request body, and it describes the
+request (how many messages, a rough token count, the last user message),
+so a learner sees what the server saw. With ``tools`` offered it calls the
+first one; after a tool result it reports the result; a ``*-reasoner``
+model thinks aloud first, as DeepSeek's ``reasoning_content`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+__all__ = ["MODELS", "Reply", "estimate_tokens", "reply_to"]
+
+#: The models the simulator lists and accepts.
+MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1-mini",
+    "o4-mini",
+    "deepseek-chat",
+    "deepseek-reasoner",
+    "rawchat-sim",
+)
+
+_PIECE = re.compile(r"\s*\S+|\s+")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the model answers, before it is put on the wire."""
+
+    content: Optional[str] = None
+    reasoning: Optional[str] = None
+    tool_calls: Tuple[Dict[str, Any], ...] = ()
+    finish_reason: str = "stop"
+    completion_tokens: int = 0
+
+
+def estimate_tokens(text: str) -> int:
+    """About one token per word or punctuation mark, per CJK character."""
+    return len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|\w+|[^\w\s]", text))
+
+
+def prompt_tokens(messages: List[Mapping[str, Any]]) -> int:
+    """Message text plus the per-message and reply-priming overhead."""
+    total = 3
+    for message in messages:
+        total += 4 + estimate_tokens(_text(message.get("content")))
+    return total
+
+
+def pieces(text: str) -> List[str]:
+    """Text cut into word-sized pieces (each with its leading space), as streamed."""
+    return _PIECE.findall(text)
+
+
+def reply_to(body: Mapping[str, Any], choice: int = 0) -> Reply:
+    """The deterministic answer to a validated request body."""
+    messages = body["messages"]
+    last = messages[-1]
+    tools = body.get("tools") or []
+    tool_choice = body.get("tool_choice", "auto")
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+
+    if last.get("role") == "tool":
+        content = f"The tool returned: {_text(last.get('content'))}"
+    elif tools and tool_choice != "none" and last.get("role") == "user":
+        return _call_tool(tools, tool_choice, _text(last.get("content")))
+    else:
+        user_text = _last_user_text(messages)
+        count = len(messages)
+        content = (
+            f"Hello from the rawchat simulator. I received {count} "
+            f"message{'s' if count != 1 else ''} (about {prompt_tokens(messages)} "
+            f'prompt tokens); your last message was: "{user_text}".'
+        )
+        if choice:
+            content = f"(choice {choice}) {content}"
+
+    reasoning = None
+    if str(body.get("model", "")).endswith("reasoner"):
+        reasoning = f"The user wrote {len(_last_user_text(messages))} characters. I will describe the request."
+
+    finish = "stop"
+    words = pieces(content)
+    if isinstance(limit, int) and limit > 0 and len(words) > limit:
+        content, finish = "".join(words[:limit]), "length"
+        words = words[:limit]
+    return Reply(content=content, reasoning=reasoning, finish_reason=finish, completion_tokens=len(words))
+
+
+def _call_tool(tools: List[Any], tool_choice: Any, user_text: str) -> Reply:
+    chosen = tools[0]
+    if isinstance(tool_choice, dict):
+        wanted = (tool_choice.get("function") or {}).get("name")
+        chosen = next((t for t in tools if (t.get("function") or {}).get("name") == wanted), chosen)
+    function = chosen.get("function") or {}
+    params = function.get("parameters") or {}
+    names = list(params.get("required") or (params.get("properties") or {}).keys())
+    arguments = json.dumps({names[0]: user_text} if names else {}, ensure_ascii=False)
+    call = {
+        "id": "call_sim_0001",
+        "type": "function",
+        "function": {"name": function.get("name", "tool"), "arguments": arguments},
+    }
+    return Reply(tool_calls=(call,), finish_reason="tool_calls", completion_tokens=estimate_tokens(arguments) + 3)
+
+
+def _last_user_text(messages: List[Mapping[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message.get("content"))
+    return ""
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""

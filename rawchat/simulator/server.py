@@ -1,0 +1,79 @@
+"""Putting the simulator on a socket: a small threaded HTTP/1.1 server.
+
+Keep-alive, ``Content-Length`` for whole bodies, and chunked transfer
+encoding (RFC 9112 section 7.1, https://www.rfc-editor.org/rfc/rfc9112#section-7.1)
+for streams, each SSE event flushed as its own HTTP chunk the moment it is
+ready, as real providers do.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Tuple
+
+from ..wire import Headers
+from .app import SimRequest, SimulatorApp
+
+__all__ = ["SimulatorServer"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, and chunked encoding
+    server: SimulatorServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = SimRequest(self.command, self.path, Headers(self.headers.items()), body)
+        response = self.server.app.handle(request)
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if not response.streaming:
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for number, part in enumerate(response.parts):
+                if number and response.interval:
+                    time.sleep(response.interval)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-stream
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    """A ``ThreadingHTTPServer`` serving a ``SimulatorApp``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, app: SimulatorApp, address: Tuple[str, int], *, verbose: bool = False) -> None:
+        self.app = app
+        self.verbose = verbose
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # Nagle's algorithm would hold small SSE chunks back for up to 40 ms.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().server_bind()

@@ -1,0 +1,217 @@
+"""Sending ``HTTPRequest`` values with ``requests``: the one module that does.
+
+A ``requests.Session`` gives connection pooling (keep-alive), proxies from
+``HTTPS_PROXY``/``NO_PROXY`` and CA bundles from ``REQUESTS_CA_BUNDLE``, as
+corporate networks need; pass your own Session to control those yourself.
+What this module adds:
+
+* Every request has a connect and a read timeout (``requests`` has none).
+* Redirects are not followed: a 301 would turn the POST into a GET, and the
+  base URL should be fixed instead (the error says where it points).
+* Streams are read with urllib3's ``read_chunked()`` for chunked bodies and
+  ``read1()`` otherwise, so every byte is handed over as soon as it
+  arrives. ``iter_content(chunk_size=None)`` would wait for EOF on a
+  close-delimited body, any fixed chunk size waits for that many bytes, and
+  requests' text decoding would read an SSE body without a charset as
+  ISO-8859-1. Bytes go to the SSE parser undecoded.
+* ``requests``/``urllib3`` exceptions become ``APIConnectionError`` or
+  ``APITimeoutError``, chained, also when they happen mid-stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Callable, Iterator, Optional
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .config import Timeout
+from .errors import APIConnectionError, APITimeoutError, ConfigError
+from .wire import Headers, HTTPRequest, HTTPResponse
+
+__all__ = ["StreamingResponse", "Transport"]
+
+_READ_SIZE = 65536
+
+
+class StreamingResponse:
+    """A response whose body has not been read yet.
+
+    ``iter_bytes()`` yields the body as it arrives; ``read()`` returns all
+    of it; ``close()`` releases the connection (back to the pool when the
+    body was read to the end, otherwise closed).
+    """
+
+    def __init__(self, response: requests.Response, request: HTTPRequest, started: float) -> None:
+        self._response = response
+        self.request = request
+        self.status_code = response.status_code
+        self.reason = response.reason or ""
+        self.headers = Headers(response.headers.items())
+        self.url = request.url
+        self.started = started
+        self.sent_headers = Headers(response.request.headers.items())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        raw = self._response.raw
+        with _translated(self.request):
+            if raw.chunked and getattr(raw, "supports_chunked_reads", bool)():
+                for piece in raw.read_chunked(None, decode_content=True):
+                    if piece:
+                        yield piece
+            elif hasattr(raw, "read1"):  # urllib3 >= 2
+                while True:
+                    piece = raw.read1(_READ_SIZE)
+                    if not piece:
+                        break
+                    yield piece
+            else:  # urllib3 1.x: holds a close-delimited body until EOF
+                yield from self._response.iter_content(chunk_size=None)
+
+    def read(self) -> bytes:
+        with _translated(self.request):
+            try:
+                return self._response.content
+            finally:
+                self._response.close()
+
+    def close(self) -> None:
+        self._response.close()
+
+    def response(self, body: bytes, elapsed: float) -> HTTPResponse:
+        """A complete ``HTTPResponse`` for this status, these headers and ``body``."""
+        return HTTPResponse(
+            status_code=self.status_code,
+            headers=self.headers,
+            body=body,
+            url=self.url,
+            reason=self.reason,
+            elapsed=elapsed,
+        )
+
+
+class Transport:
+    """Sends requests over one pooled ``requests.Session``.
+
+    ``pool_maxsize`` bounds the connections kept per host, which is the
+    useful concurrency when threads share one client.
+    """
+
+    def __init__(
+        self,
+        session: Optional[requests.Session] = None,
+        *,
+        pool_connections: int = 10,
+        pool_maxsize: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # No retries down here: retry.py decides, and counts.
+            adapter = HTTPAdapter(
+                pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0
+            )
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+        self._clock = clock
+
+    def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
+        """Send the request and return once the response headers are in."""
+        started = self._clock()
+        with _translated(request, timeout):
+            response = self.session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers.items()),
+                data=request.body or None,
+                timeout=(timeout.connect, timeout.read),
+                stream=True,
+                allow_redirects=False,
+            )
+        return StreamingResponse(response, request, started)
+
+    def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
+        """Send the request and read the whole response."""
+        source = self.open(request, timeout)
+        body = source.read()
+        return source.response(body, self._clock() - source.started)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+
+@contextlib.contextmanager
+def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iterator[None]:
+    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's."""
+    host = requests.utils.urlparse(request.url).netloc
+    try:
+        yield
+    except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
+        after = f" after {timeout.connect:g} s" if timeout else ""
+        raise APITimeoutError(
+            f"connecting to {host} timed out{after}",
+            hint="the host did not answer: check the base URL, your network, and "
+            "HTTPS_PROXY if you are behind a proxy",
+        ) from exc
+    except (
+        requests.exceptions.ReadTimeout,
+        urllib3.exceptions.ReadTimeoutError,
+        socket.timeout,
+    ) as exc:
+        after = f" in {timeout.read:g} s" if timeout else ""
+        raise APITimeoutError(
+            f"{host} sent nothing{after} (read timeout)",
+            hint="the server stalled; a larger read timeout helps only if answers "
+            "are known to take that long before the first byte",
+        ) from exc
+    except requests.exceptions.SSLError as exc:
+        raise APIConnectionError(
+            f"TLS with {host} failed: {_reason(exc)}",
+            hint="behind a corporate proxy that inspects TLS, point "
+            "REQUESTS_CA_BUNDLE at your company's CA bundle (PEM)",
+        ) from exc
+    except requests.exceptions.ProxyError as exc:
+        raise APIConnectionError(
+            f"the proxy refused or failed the connection to {host}: {_reason(exc)}",
+            hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (local servers usually "
+            "belong in NO_PROXY)",
+        ) from exc
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+        raise ConfigError(f"cannot send to {request.url!r}: {exc}") from exc
+    except (
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.DecodeError,
+    ) as exc:
+        raise APIConnectionError(
+            f"the response from {host} broke off or was malformed: {_reason(exc)}",
+            hint="the connection dropped mid-response (server restart, proxy "
+            "timeout, or a network blip); retrying usually works",
+        ) from exc
+    except (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise APIConnectionError(
+            f"could not connect to {host}: {_reason(exc)}",
+            hint="is the server running and the base URL right? "
+            "`rawchat doctor` checks DNS, TCP and TLS step by step",
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful message of a wrapped requests/urllib3 exception."""
+    seen = exc
+    while True:
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        inner = inner or getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException) or inner is seen:
+            break
+        seen = inner
+    text = str(seen) or type(seen).__name__
+    return text if len(text) < 300 else text[:300] + "..."
