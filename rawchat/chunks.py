@@ -100,7 +100,8 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
         raise _stream_error(_loads_or_text(data), data)
     if event.event != "message":
         return None
-    if data[:6] == "[DONE]" and data.strip() == "[DONE]":
+    # JSON chunks start with "{": only other data is worth stripping.
+    if data == "[DONE]" or (data[:1] != "{" and data.strip() == "[DONE]"):
         return DONE
     try:
         obj = json.loads(data)

@@ -31,6 +31,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     ConfigError,
+    InvalidRequestError,
     InvalidResponseError,
 )
 from .request import build_chat_request, build_request
@@ -134,6 +135,11 @@ class Client:
         ``params`` go into the request body as given: ``temperature``,
         ``max_tokens``, ``tools``, ``response_format``, ``n``...
         """
+        if "stream" in params or "include_usage" in params:
+            raise InvalidRequestError(
+                "chat() returns a whole answer; 'stream' is not one of its parameters",
+                hint="call client.stream(...) for a streamed answer",
+            )
         request = build_chat_request(self.settings, messages, model=model, **params)
         call = _Call(self, request, model or self.settings.model)
         response = call.send()
@@ -217,7 +223,7 @@ class _Call:
                 continue
             return source.response(body, self.client._clock() - source.started)
 
-    def open_stream(self, failure: Optional[APIConnectionError] = None) -> StreamingResponse:
+    def open_stream(self, failure: Optional[APIError] = None) -> StreamingResponse:
         """Attempts until a 2xx response's headers are in; the body is unread."""
         if failure is not None:
             self._after_failure(failure)

@@ -201,17 +201,17 @@ def clean_api_key(raw: str, source: str) -> str:
     key = raw.strip()
     if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
         key = key[1:-1].strip()
+    if not key:
+        raise ConfigError(
+            f"the API key from {source} is empty",
+            hint=f"set {source} to your key, or unset it",
+        )
     if key != raw:
         warnings.warn(
             f"the API key from {source} had surrounding whitespace or quotes; "
             "they were removed",
             ConfigWarning,
             stacklevel=3,
-        )
-    if not key:
-        raise ConfigError(
-            f"the API key from {source} is empty",
-            hint=f"set {source} to your key, or unset it",
         )
     for position, char in enumerate(key):
         if ord(char) < 0x21 or ord(char) == 0x7F:

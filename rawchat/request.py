@@ -54,11 +54,6 @@ def build_chat_request(
             "no model given",
             hint="pass model=..., set RAWCHAT_MODEL, or list them with `rawchat models`",
         )
-    if "stream" in params:
-        raise InvalidRequestError(
-            "'stream' is not a parameter here",
-            hint="call client.stream(...) for a streamed answer, client.chat(...) otherwise",
-        )
     body: Dict[str, Any] = {"model": model, "messages": validate_messages(messages)}
     body.update(params)
     if stream:

@@ -264,6 +264,12 @@ def _hint(
     wait: Optional[float],
 ) -> str:
     url = response.url or "the endpoint"
+    if 300 <= status < 400:
+        where = response.headers.get("location", "another URL")
+        return (
+            f"the server redirects to {where}; use that as the base URL (redirects "
+            "are not followed, since they would turn a POST into a GET)"
+        )
     if status == 401:
         if not context.key:
             return (

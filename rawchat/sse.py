@@ -102,6 +102,8 @@ class SSEParser:
     def feed(self, piece: Union[bytes, bytearray, memoryview]) -> List[ServerSentEvent]:
         """Parse the next bytes of the stream; return the events they complete."""
         data = bytes(piece)
+        if not data:  # an empty read must not cancel a pending CR's LF-skip
+            return []
         if self._head is not None:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):

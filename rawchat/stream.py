@@ -27,6 +27,7 @@ from .chunks import DONE, Chunk, chunk_from_object, interpret
 from .completion import Completion
 from .errors import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     IncompleteStreamError,
     InvalidResponseError,
@@ -93,7 +94,7 @@ class ChatStreamDecoder:
 # ended the previous attempt (None the first time), it returns a fresh
 # source and the retries taken so far, after the retry policy's wait, or
 # raises.
-Opener = Callable[[Optional[APIConnectionError]], Any]
+Opener = Callable[[Optional[APIError]], Any]
 
 
 class Stream:
@@ -181,7 +182,7 @@ class Stream:
 
     # -- internals --------------------------------------------------------
 
-    def _ensure_open(self, failure: Optional[APIConnectionError] = None) -> None:
+    def _ensure_open(self, failure: Optional[APIError] = None) -> None:
         if self._source is not None and failure is None:
             return
         self._source, self.retries_taken = self._opener(failure)
@@ -206,7 +207,9 @@ class Stream:
                     yield from self._read_source()
                     completion = self._decoder.close()
                     break
-                except APIConnectionError as exc:
+                except (APIConnectionError, IncompleteStreamError) as exc:
+                    # Before any content reached the caller, a cut stream is
+                    # as good as a failed connection: safe to try again.
                     if self._content_delivered or isinstance(exc, _DeadlinePassed):
                         exc.partial = self._decoder.accumulator.completion()  # type: ignore[attr-defined]
                         raise

@@ -199,8 +199,8 @@ def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iter
     except (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError) as exc:
         raise APIConnectionError(
             f"could not connect to {host}: {_reason(exc)}",
-            hint="is the server running and the base URL right? "
-            "`rawchat doctor` checks DNS, TCP and TLS step by step",
+            hint="is the server running, the base URL right, and the network (or "
+            "HTTPS_PROXY) letting you through?",
         ) from exc
 
 

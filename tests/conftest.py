@@ -1,0 +1,33 @@
+"""Shared fixtures: the embedded simulator on a free loopback port."""
+
+from __future__ import annotations
+
+import pytest
+
+import rawchat
+from rawchat.simulator import Simulator
+
+KEY = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_environment(monkeypatch):
+    """Tests never see the developer's real keys or endpoints."""
+    for name in (
+        "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+        "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
+        "RAWCHAT_PROFILE", "RAWCHAT_MODEL", "DEEPSEEK_API_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sim():
+    with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim):
+    with rawchat.Client(KEY, sim.base_url, sleep=lambda s: None) as c:
+        yield c

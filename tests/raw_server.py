@@ -1,0 +1,74 @@
+"""A loopback server that writes hand-made bytes, for what no framework emits."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Callable, List
+
+
+class RawServer:
+    """Accepts connections on 127.0.0.1 and hands each socket to ``script``.
+
+    ``script(conn, request_bytes)`` writes whatever it likes; the connection
+    is closed when it returns. ``requests`` counts the connections served.
+    """
+
+    def __init__(self, script: Callable[[socket.socket, bytes], None]) -> None:
+        self.script = script
+        self.requests: List[bytes] = []
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+
+    def __enter__(self) -> "RawServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            request = _read_request(conn)
+            self.requests.append(request)
+            try:
+                self.script(conn, request)
+            except OSError:
+                pass
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    while len(body) < length:
+        body += conn.recv(65536)
+    return data

@@ -1,0 +1,142 @@
+"""The transport: timeouts, exception translation, and bytes as they arrive."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+import responses
+
+from rawchat.config import Timeout
+from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError
+from rawchat.transport import Transport
+from rawchat.wire import HTTPRequest
+
+from .raw_server import RawServer
+
+HEAD_CLOSE_DELIMITED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+HEAD_CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def get(url: str) -> HTTPRequest:
+    return HTTPRequest("GET", url)
+
+
+@responses.activate
+def test_every_request_carries_connect_and_read_timeouts():
+    seen = {}
+
+    def callback(request):
+        seen["timeout"] = request.req_kwargs["timeout"]
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.GET, "https://x/v1/models", callback=callback)
+    Transport().send(get("https://x/v1/models"), Timeout(3, 40))
+    assert seen["timeout"] == (3, 40)
+
+
+@responses.activate
+def test_redirects_are_not_followed():
+    responses.add(responses.POST, "http://x/v1/chat/completions", status=301,
+                  headers={"Location": "https://x/v1/chat/completions"})
+    response = Transport().send(HTTPRequest("POST", "http://x/v1/chat/completions", body=b"{}"), Timeout())
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://x/v1/chat/completions"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "raised, error, message",
+    [
+        (requests.exceptions.ConnectTimeout("t"), APITimeoutError, "connecting to x timed out after 10 s"),
+        (requests.exceptions.ReadTimeout("t"), APITimeoutError, "x sent nothing in 600 s"),
+        (requests.exceptions.SSLError("bad cert"), APIConnectionError, "TLS with x failed"),
+        (requests.exceptions.ProxyError("no"), APIConnectionError, "the proxy refused"),
+        (requests.exceptions.ConnectionError("refused"), APIConnectionError, "could not connect to x: refused"),
+        (requests.exceptions.ChunkedEncodingError("cut"), APIConnectionError, "broke off"),
+    ],
+)
+def test_requests_exceptions_become_rawchat_errors_chained(raised, error, message):
+    responses.add(responses.GET, "https://x/v1/models", body=raised)
+    with pytest.raises(error, match=message) as caught:
+        Transport().send(get("https://x/v1/models"), Timeout())
+    assert caught.value.__cause__ is raised
+
+
+def test_the_ssl_hint_points_at_the_ca_bundle_variable():
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, "https://x/v1/models", body=requests.exceptions.SSLError("self-signed"))
+        with pytest.raises(APIConnectionError) as caught:
+            Transport().send(get("https://x/v1/models"), Timeout())
+    assert "REQUESTS_CA_BUNDLE" in caught.value.hint
+
+
+def test_a_connection_refused_is_a_connection_error():
+    with RawServer(lambda conn, req: None) as server:
+        url = server.base_url
+    with pytest.raises(APIConnectionError, match="could not connect to 127.0.0.1"):
+        Transport().send(get(url + "/models"), Timeout(1, 1))
+
+
+def test_a_server_that_never_answers_ends_at_the_read_timeout():
+    with RawServer(lambda conn, req: time.sleep(1.0)) as server:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="sent nothing in 0.2 s"):
+            Transport().send(get(server.base_url + "/models"), Timeout(1, 0.2))
+        assert time.monotonic() - started < 0.9
+
+
+def first_piece_delay(head: bytes, frame: bytes) -> float:
+    """Seconds from the server's first flush to iter_bytes() yielding it."""
+    flushed = {}
+    release = threading.Event()
+
+    def script(conn, request):
+        conn.sendall(head)
+        flushed["at"] = time.monotonic()
+        conn.sendall(frame)
+        release.wait(5)  # hold the connection open: no EOF, no more bytes
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 5))
+        first = next(iter(source.iter_bytes()))
+        delay = time.monotonic() - flushed["at"]
+        release.set()
+        source.close()
+    assert first.endswith(b"\n\n")
+    return delay
+
+
+def test_a_close_delimited_body_is_handed_over_before_eof():
+    # iter_content(chunk_size=None) would sit on this until the server closes.
+    assert first_piece_delay(HEAD_CLOSE_DELIMITED, b"data: first\n\n") < 1.0
+
+
+def test_a_chunked_body_is_handed_over_chunk_by_chunk():
+    frame = b"data: first\n\n"
+    assert first_piece_delay(HEAD_CHUNKED, b"%x\r\n%s\r\n" % (len(frame), frame)) < 1.0
+
+
+def test_a_connection_dropped_mid_body_raises_a_connection_error():
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + b"10\r\ndata: partial")  # chunk cut short, then EOF
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        with pytest.raises(APIConnectionError, match="broke off"):
+            list(source.iter_bytes())
+
+
+def test_an_unusable_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot send to"):
+        Transport().send(get("http://"), Timeout())
+
+
+def test_a_session_passed_in_is_used_and_not_closed():
+    session = requests.Session()
+    transport = Transport(session)
+    transport.close()
+    assert transport.session is session
+    assert session.adapters  # still usable
