@@ -33,7 +33,14 @@ class _ToolCallState:
 
 
 class _ChoiceState:
-    __slots__ = ("content", "finish_reason", "reasoning", "refusal", "role", "tool_calls")
+    __slots__ = (
+        "content",
+        "finish_reason",
+        "reasoning",
+        "refusal",
+        "role",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.role = "assistant"

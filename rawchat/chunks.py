@@ -28,7 +28,15 @@ from .errors import StreamError
 from .response import error_details, text_of
 from .sse import ServerSentEvent
 
-__all__ = ["DONE", "ChoiceDelta", "Chunk", "Done", "ToolCallDelta", "chunk_from_object", "interpret"]
+__all__ = [
+    "DONE",
+    "ChoiceDelta",
+    "Chunk",
+    "Done",
+    "ToolCallDelta",
+    "chunk_from_object",
+    "interpret",
+]
 
 
 class Done:
@@ -152,7 +160,9 @@ def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
     if delta is None:
         delta = choice.get("message") or {}
     if not isinstance(delta, dict):
-        raise StreamError(f"malformed chunk: choices[{position}].delta is not an object", body=choice)
+        raise StreamError(
+            f"malformed chunk: choices[{position}].delta is not an object", body=choice
+        )
     index = choice.get("index")
     content = delta.get("content")
     return ChoiceDelta(

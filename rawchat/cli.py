@@ -27,7 +27,13 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 from . import __version__
 from .client import Client
 from .config import PROFILES
-from .errors import APIConnectionError, APIError, ConfigError, InvalidRequestError, RawchatError
+from .errors import (
+    APIConnectionError,
+    APIError,
+    ConfigError,
+    InvalidRequestError,
+    RawchatError,
+)
 
 __all__ = ["main"]
 
@@ -50,8 +56,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
     if args.verbose:
-        logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-                            format="rawchat: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            format="rawchat: %(message)s",
+        )
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
@@ -79,22 +87,48 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rawchat {__version__}")
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="provider defaults (base URL, key variable, model)")
-    parser.add_argument("--base-url", help="API base URL, e.g. http://localhost:11434/v1 (default: OPENAI_BASE_URL)")
-    parser.add_argument("--timeout", type=float, default=None, help="read timeout in seconds (default 600)")
-    parser.add_argument("--max-retries", type=int, default=2, help="retries after a 429, 5xx or network error (default 2)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log retries (-v) and every request (-vv)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="provider defaults (base URL, key variable, model)",
+    )
+    parser.add_argument(
+        "--base-url",
+        help="API base URL, e.g. http://localhost:11434/v1 (default: OPENAI_BASE_URL)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="read timeout in seconds (default 600)",
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="retries after a 429, 5xx or network error (default 2)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log retries (-v) and every request (-vv)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
     ask = commands.add_parser(
         "ask",
         help="ask one question, stream the answer",
-        epilog='examples:\n  rawchat ask "hi"\n  cat notes.txt | rawchat ask - --system "Summarise"',
+        epilog='examples:\n  rawchat ask "hi"\n'
+        '  cat notes.txt | rawchat ask - --system "Summarise"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ask.add_argument("prompt", nargs="?", default="-", help="the question; - (default) reads stdin")
     _add_model_options(ask)
-    ask.add_argument("--no-stream", action="store_true", help="one plain request instead of a stream")
+    ask.add_argument(
+        "--no-stream", action="store_true", help="one plain request instead of a stream"
+    )
     ask.add_argument("--json", action="store_true", help="print the raw completion JSON")
     ask.set_defaults(run=_ask)
 
@@ -112,16 +146,32 @@ def _parser() -> argparse.ArgumentParser:
         "  OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=sk-x rawchat ask hi",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    serve.add_argument("--api-key", action="append", dest="api_keys", help="accept only this key (repeatable)")
-    serve.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between streamed chunks")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)"
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        help="accept only this key (repeatable)",
+    )
+    serve.add_argument(
+        "--chunk-interval",
+        type=float,
+        default=0.0,
+        help="seconds between streamed chunks",
+    )
     serve.set_defaults(run=_serve)
     return parser
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", help="model name (default: RAWCHAT_MODEL or the profile's)")
+    parser.add_argument(
+        "-m", "--model", help="model name (default: RAWCHAT_MODEL or the profile's)"
+    )
     parser.add_argument("-s", "--system", help="system prompt")
     parser.add_argument("-t", "--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="cap on the answer's length in tokens")
@@ -150,7 +200,12 @@ def _client(args: argparse.Namespace, *, simulator_ok: bool = False) -> Client:
 def _nothing_configured(args: argparse.Namespace) -> bool:
     if args.base_url or args.profile:
         return False
-    names = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAWCHAT_PROFILE", "AZURE_OPENAI_ENDPOINT")
+    names = (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "RAWCHAT_PROFILE",
+        "AZURE_OPENAI_ENDPOINT",
+    )
     return not any(os.environ.get(name, "").strip() for name in names)
 
 
@@ -188,7 +243,9 @@ def _ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _typewrite(client: Client, messages: List[Dict[str, Any]], params: Dict[str, Any], out: TextIO) -> Any:
+def _typewrite(
+    client: Client, messages: List[Dict[str, Any]], params: Dict[str, Any], out: TextIO
+) -> Any:
     """Stream one answer to ``out``; return its ``Completion``."""
     with client.stream(messages, **params) as stream:
         try:
@@ -206,8 +263,10 @@ def _chat(args: argparse.Namespace) -> int:
     if args.system:
         messages.append({"role": "system", "content": args.system})
     with _client(args, simulator_ok=True) as client:
-        print("rawchat chat: type a message; /reset clears the history, /exit or Ctrl-D quits.",
-              file=sys.stderr)
+        print(
+            "rawchat chat: type a message; /reset clears the history, /exit or Ctrl-D quits.",
+            file=sys.stderr,
+        )
         while True:
             try:
                 line = input("you> ")
@@ -246,11 +305,18 @@ def _models(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
-    sim = Simulator(args.host, args.port, api_keys=args.api_keys,
-                    chunk_interval=args.chunk_interval, verbose=True).bind()
+    sim = Simulator(
+        args.host,
+        args.port,
+        api_keys=args.api_keys,
+        chunk_interval=args.chunk_interval,
+        verbose=True,
+    ).bind()
     print(f"rawchat simulator on {sim.base_url} (Ctrl-C stops it)", file=sys.stderr)
-    print(f"  try: OPENAI_BASE_URL={sim.base_url} OPENAI_API_KEY=sk-anything rawchat ask hello",
-          file=sys.stderr)
+    print(
+        f"  try: OPENAI_BASE_URL={sim.base_url} OPENAI_API_KEY=sk-anything rawchat ask hello",
+        file=sys.stderr,
+    )
     try:
         sim.serve_forever()
     except KeyboardInterrupt:
@@ -266,4 +332,7 @@ def _error(exc: BaseException) -> None:
     print(f"rawchat: error: {exc}", file=sys.stderr)
     partial = getattr(exc, "partial", None)
     if partial is not None and partial.content:
-        print(f"rawchat: {len(partial.content)} characters arrived before the error", file=sys.stderr)
+        print(
+            f"rawchat: {len(partial.content)} characters arrived before the error",
+            file=sys.stderr,
+        )

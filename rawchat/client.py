@@ -181,9 +181,7 @@ class Client:
         data = response.json()
         models = data.get("data") if isinstance(data, dict) else data
         if not isinstance(models, list):
-            raise InvalidResponseError(
-                "GET /models did not return a list under 'data'", body=data
-            )
+            raise InvalidResponseError("GET /models did not return a list under 'data'", body=data)
         return [m if isinstance(m, dict) else {"id": str(m)} for m in models]
 
     def request(self, method: str, path: str, json: Any = None) -> HTTPResponse:
@@ -205,9 +203,7 @@ class _Call:
         self.retries = 0
         self.history: List[tuple] = []
         self.started = client._clock()
-        self.deadline_at = (
-            self.started + client.deadline if client.deadline is not None else None
-        )
+        self.deadline_at = self.started + client.deadline if client.deadline is not None else None
 
     def send(self) -> HTTPResponse:
         """Attempts until a 2xx response is read whole, or the policy gives up."""
@@ -236,7 +232,12 @@ class _Call:
     def _attempt(self, stream: bool = False) -> Any:
         """One request: a 2xx source, or the error it ended in (not raised)."""
         client = self.client
-        log.debug("%s %s (attempt %d)", self.request.method, self.request.url, self.retries + 1)
+        log.debug(
+            "%s %s (attempt %d)",
+            self.request.method,
+            self.request.url,
+            self.retries + 1,
+        )
         try:
             source = client.transport.open(self.request, self._timeout())
             if source.status_code < 300:

@@ -82,7 +82,10 @@ class ToolCall:
         return {
             "id": self.id,
             "type": self.type,
-            "function": {"name": self.function.name, "arguments": self.function.arguments},
+            "function": {
+                "name": self.function.name,
+                "arguments": self.function.arguments,
+            },
         }
 
 

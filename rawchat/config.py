@@ -61,8 +61,7 @@ class Timeout:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(
-                    f"timeout.{name} must be a positive number of seconds, "
-                    f"got {value!r}"
+                    f"timeout.{name} must be a positive number of seconds, got {value!r}"
                 )
 
     @classmethod
@@ -208,8 +207,7 @@ def clean_api_key(raw: str, source: str) -> str:
         )
     if key != raw:
         warnings.warn(
-            f"the API key from {source} had surrounding whitespace or quotes; "
-            "they were removed",
+            f"the API key from {source} had surrounding whitespace or quotes; they were removed",
             ConfigWarning,
             stacklevel=3,
         )
@@ -221,8 +219,7 @@ def clean_api_key(raw: str, source: str) -> str:
         else:
             continue
         raise ConfigError(
-            f"the API key from {source} contains {what} at position {position} "
-            f"of {len(key)}",
+            f"the API key from {source} contains {what} at position {position} of {len(key)}",
             hint="an HTTP header cannot carry it; copy the key again from the "
             "provider's console (smart quotes and zero-width spaces sneak in "
             "through chat apps and documents)",

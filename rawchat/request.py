@@ -24,7 +24,13 @@ from .errors import InvalidRequestError
 from .version import __version__
 from .wire import HTTPRequest
 
-__all__ = ["ROLES", "USER_AGENT", "build_chat_request", "build_request", "validate_messages"]
+__all__ = [
+    "ROLES",
+    "USER_AGENT",
+    "build_chat_request",
+    "build_request",
+    "validate_messages",
+]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 USER_AGENT = f"rawchat/{__version__} python/{platform.python_version()}"
@@ -72,7 +78,12 @@ def build_chat_request(
 
 
 def build_request(
-    settings: Settings, method: str, path: str, body: Any = None, *, stream: bool = False
+    settings: Settings,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    stream: bool = False,
 ) -> HTTPRequest:
     """Any other API call: ``GET /models``, ``POST /embeddings``..."""
     if not path.startswith("/"):
@@ -137,9 +148,7 @@ def validate_messages(messages: Sequence[Any]) -> List[Dict[str, Any]]:
             hint='e.g. [{"role": "user", "content": "Hello"}]',
         )
     if not messages:
-        raise InvalidRequestError(
-            "messages is empty", hint="send at least one user message"
-        )
+        raise InvalidRequestError("messages is empty", hint="send at least one user message")
     result = []
     open_calls: Dict[str, int] = {}  # tool_call_id -> index of the assistant message
     for index, item in enumerate(messages):

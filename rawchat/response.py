@@ -65,9 +65,7 @@ def parse_completion(data: Any, *, headers: Any = None) -> Completion:
     ``InvalidResponseError``.
     """
     if not isinstance(data, dict):
-        raise InvalidResponseError(
-            f"expected a JSON object, got {type(data).__name__}", body=data
-        )
+        raise InvalidResponseError(f"expected a JSON object, got {type(data).__name__}", body=data)
     if "error" in data and "choices" not in data:
         message, _type, code, _param = error_details(data)
         raise InvalidResponseError(
@@ -96,9 +94,7 @@ def parse_completion(data: Any, *, headers: Any = None) -> Completion:
 
 def _parse_choice(position: int, data: Any) -> Choice:
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
-        raise InvalidResponseError(
-            f"choices[{position}] has no 'message' object", body=data
-        )
+        raise InvalidResponseError(f"choices[{position}] has no 'message' object", body=data)
     message = data["message"]
     index = data.get("index")
     return Choice(
@@ -185,7 +181,9 @@ def error_details(body: Any) -> Tuple[str, Optional[str], Optional[str], Optiona
         if isinstance(error, dict):
             message = error.get("message") or error.get("detail") or error.get("msg")
             if isinstance(message, list):  # FastAPI validation errors
-                message = "; ".join(str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in message)
+                message = "; ".join(
+                    str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in message
+                )
             code = error.get("code")
             return (
                 str(message) if message else "(no message in the error body)",
@@ -287,7 +285,11 @@ def _hint(
             "or your region may be restricted for it"
         )
     if status == 404:
-        if code == "model_not_found" or "model" in message.lower() or "deployment" in message.lower():
+        if (
+            code == "model_not_found"
+            or "model" in message.lower()
+            or "deployment" in message.lower()
+        ):
             what = "deployment" if context.profile == "azure" else "model"
             return (
                 f"the {what} {context.model!r} does not exist here or your key cannot "
@@ -315,7 +317,9 @@ def _hint(
             "gateway"
         )
     if status == 400 and code == "context_length_exceeded":
-        return "the messages are longer than the model's context window: drop or summarise older turns"
+        return (
+            "the messages are longer than the model's context window: drop or summarise older turns"
+        )
     if status in (400, 422):
         where = f" (parameter {param!r})" if param else ""
         return (

@@ -44,7 +44,7 @@ from typing import List, Optional, Union
 
 from .errors import StreamError
 
-__all__ = ["ServerSentEvent", "SSEParser", "encode_comment", "encode_event"]
+__all__ = ["SSEParser", "ServerSentEvent", "encode_comment", "encode_event"]
 
 _BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -210,13 +210,11 @@ class SSEParser:
             self._data_size += len(value)
         elif name == b"event":
             self._event_type = value.decode("utf-8", "replace")
-        elif name == b"id":
-            if b"\0" not in value:
-                self.last_event_id = value.decode("utf-8", "replace")
-        elif name == b"retry":
+        elif name == b"id" and b"\0" not in value:
+            self.last_event_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
             # bytes.isdigit() is ASCII-only, unlike str.isdigit() and int().
-            if value.isdigit():
-                self._retry = self.reconnection_time = int(value)
+            self._retry = self.reconnection_time = int(value)
 
     def _dispatch(self) -> ServerSentEvent:
         data = self._data

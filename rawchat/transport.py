@@ -114,7 +114,9 @@ class Transport:
             session = requests.Session()
             # No retries down here: retry.py decides, and counts.
             adapter = HTTPAdapter(
-                pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0
+                pool_connections=pool_connections,
+                pool_maxsize=pool_maxsize,
+                max_retries=0,
             )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
@@ -153,7 +155,10 @@ def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iter
     host = requests.utils.urlparse(request.url).netloc
     try:
         yield
-    except (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
+    except (
+        requests.exceptions.ConnectTimeout,
+        urllib3.exceptions.ConnectTimeoutError,
+    ) as exc:
         after = f" after {timeout.connect:g} s" if timeout else ""
         raise APITimeoutError(
             f"connecting to {host} timed out{after}",
@@ -196,7 +201,11 @@ def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iter
             hint="the connection dropped mid-response (server restart, proxy "
             "timeout, or a network blip); retrying usually works",
         ) from exc
-    except (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError) as exc:
+    except (
+        requests.exceptions.ConnectionError,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as exc:
         raise APIConnectionError(
             f"could not connect to {host}: {_reason(exc)}",
             hint="is the server running, the base URL right, and the network (or "

@@ -233,8 +233,7 @@ class HTTPResponse:
                 f"{describe_body(self.body, self.content_type)}",
                 status_code=self.status_code,
                 body=self.text(),
-                hint="a proxy or gateway may have answered instead of the API; "
-                "check the base URL",
+                hint="a proxy or gateway may have answered instead of the API; check the base URL",
             ) from exc
 
 

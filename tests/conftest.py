@@ -14,9 +14,16 @@ KEY = "sk-test-0123456789abcdef"
 def _no_provider_environment(monkeypatch):
     """Tests never see the developer's real keys or endpoints."""
     for name in (
-        "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-        "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
-        "RAWCHAT_PROFILE", "RAWCHAT_MODEL", "DEEPSEEK_API_KEY",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_OPENAI_ENDPOINT",
+        "OPENAI_API_VERSION",
+        "RAWCHAT_PROFILE",
+        "RAWCHAT_MODEL",
+        "DEEPSEEK_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
 

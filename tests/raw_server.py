@@ -29,7 +29,7 @@ class RawServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         self._thread.start()
         return self
 

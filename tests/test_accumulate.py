@@ -22,13 +22,33 @@ def test_content_deltas_concatenate_and_the_finish_reason_is_kept():
         Chunk(choices=(ChoiceDelta(0, finish_reason="stop"),)),
         Chunk(usage=Usage(3, 2, 5)),
     ).completion()
-    assert (done.id, done.model, done.content, done.finish_reason, done.usage) == ("c", "m", "Hello", "stop", Usage(3, 2, 5))
+    assert (done.id, done.model, done.content, done.finish_reason, done.usage) == (
+        "c",
+        "m",
+        "Hello",
+        "stop",
+        Usage(3, 2, 5),
+    )
 
 
 def test_tool_call_fragments_join_by_index():
     done = assemble(
-        Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(0, "call_a", "function", "get_weather", ""),)),)),
-        Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(1, "call_b", "function", "get_time", '{"tz"'),)),)),
+        Chunk(
+            choices=(
+                ChoiceDelta(
+                    0,
+                    tool_calls=(ToolCallDelta(0, "call_a", "function", "get_weather", ""),),
+                ),
+            )
+        ),
+        Chunk(
+            choices=(
+                ChoiceDelta(
+                    0,
+                    tool_calls=(ToolCallDelta(1, "call_b", "function", "get_time", '{"tz"'),),
+                ),
+            )
+        ),
         Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(0, arguments='{"city":'),)),)),
         Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(0, arguments='"Paris"}'),)),)),
         Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(1, arguments=':"UTC"}'),)),)),
@@ -68,7 +88,14 @@ def test_reasoning_and_refusal_accumulate_separately():
 
 
 def test_finished_needs_a_finish_reason_on_every_choice():
-    accumulator = assemble(Chunk(choices=(ChoiceDelta(0, content="a", finish_reason="stop"), ChoiceDelta(1, content="b"))))
+    accumulator = assemble(
+        Chunk(
+            choices=(
+                ChoiceDelta(0, content="a", finish_reason="stop"),
+                ChoiceDelta(1, content="b"),
+            )
+        )
+    )
     assert accumulator.finished is False
     accumulator.add(Chunk(choices=(ChoiceDelta(1, finish_reason="length"),)))
     assert accumulator.finished is True

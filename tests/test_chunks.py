@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from rawchat.chunks import DONE, ChoiceDelta, Chunk, ToolCallDelta, chunk_from_object, interpret
+from rawchat.chunks import (
+    DONE,
+    ChoiceDelta,
+    Chunk,
+    ToolCallDelta,
+    chunk_from_object,
+    interpret,
+)
 from rawchat.completion import Usage
 from rawchat.errors import StreamError
 from rawchat.sse import ServerSentEvent
@@ -22,35 +29,51 @@ def test_done_ends_the_stream():
 
 
 def test_a_content_delta_becomes_a_choice_delta():
-    chunk = interpret(data('{"id":"c1","model":"m","created":5,"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}'))
-    assert chunk == Chunk(id="c1", model="m", created=5, choices=(ChoiceDelta(0, content="Hi"),), raw=chunk.raw)
+    chunk = interpret(
+        data(
+            '{"id":"c1","model":"m","created":5,"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}'
+        )
+    )
+    assert chunk == Chunk(
+        id="c1",
+        model="m",
+        created=5,
+        choices=(ChoiceDelta(0, content="Hi"),),
+        raw=chunk.raw,
+    )
     assert chunk.content == "Hi"
 
 
 def test_the_usage_chunk_has_no_choices_and_does_not_crash():
-    chunk = interpret(data('{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}'))
+    chunk = interpret(
+        data('{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}')
+    )
     assert chunk.choices == ()
     assert chunk.usage == Usage(5, 2, 7)
     assert chunk.content == ""
 
 
 def test_tool_call_fragments_keep_their_index():
-    chunk = interpret(data(
-        '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function",'
-        '"function":{"name":"f","arguments":"{\\"a"}}]}}]}'
-    ))
+    chunk = interpret(
+        data(
+            '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function",'
+            '"function":{"name":"f","arguments":"{\\"a"}}]}}]}'
+        )
+    )
     assert chunk.choices[0].tool_calls == (ToolCallDelta(1, "call_b", "function", "f", '{"a'),)
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_both_reasoning_fields_land_in_reasoning(field):
-    chunk = interpret(data('{"choices":[{"index":0,"delta":{"%s":"think"}}]}' % field))
+    chunk = interpret(data('{"choices":[{"index":0,"delta":{"' + field + '":"think"}}]}'))
     assert chunk.choices[0].reasoning == "think"
 
 
 def test_an_error_object_in_a_data_event_raises_with_the_provider_message():
     with pytest.raises(StreamError, match="inside the stream: Internal error") as caught:
-        interpret(data('{"error":{"message":"Internal error","type":"server_error","code":"oops"}}'))
+        interpret(
+            data('{"error":{"message":"Internal error","type":"server_error","code":"oops"}}')
+        )
     assert caught.value.code == "oops"
 
 
@@ -83,5 +106,15 @@ def test_unknown_event_types_are_skipped():
 
 
 def test_a_whole_completion_reads_as_one_big_delta():
-    chunk = chunk_from_object({"choices": [{"index": 0, "message": {"role": "assistant", "content": "all"}, "finish_reason": "stop"}]})
+    chunk = chunk_from_object(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "all"},
+                    "finish_reason": "stop",
+                }
+            ]
+        }
+    )
     assert chunk.choices == (ChoiceDelta(0, role="assistant", content="all", finish_reason="stop"),)

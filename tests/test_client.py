@@ -25,7 +25,17 @@ from .conftest import KEY
 
 URL = "https://api.test/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
-ANSWER = {"id": "c", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}]}
+ANSWER = {
+    "id": "c",
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "hello"},
+            "finish_reason": "stop",
+        }
+    ],
+}
 
 
 class FakeTime:
@@ -46,14 +56,22 @@ class FakeTime:
 def make_client(fake: FakeTime = None, **kwargs) -> rawchat.Client:
     fake = fake or FakeTime()
     return rawchat.Client(
-        KEY, "https://api.test/v1", sleep=fake.sleep, clock=fake.clock,
-        wall_clock=lambda: 1_700_000_000.0, random=lambda: 0.5, **kwargs,
+        KEY,
+        "https://api.test/v1",
+        sleep=fake.sleep,
+        clock=fake.clock,
+        wall_clock=lambda: 1_700_000_000.0,
+        random=lambda: 0.5,
+        **kwargs,
     )
 
 
 def error(status, message="boom", code=None, headers=None):
     return responses.Response(
-        responses.POST, URL, status=status, headers=headers or {},
+        responses.POST,
+        URL,
+        status=status,
+        headers=headers or {},
         json={"error": {"message": message, "type": "t", "param": None, "code": code}},
     )
 
@@ -146,7 +164,14 @@ def test_the_deadline_is_never_overslept():
 @responses.activate
 def test_the_deadline_shortens_the_read_timeout():
     seen = []
-    responses.add_callback(responses.POST, URL, callback=lambda r: (seen.append(r.req_kwargs["timeout"]), (200, {}, json.dumps(ANSWER)))[1])
+    responses.add_callback(
+        responses.POST,
+        URL,
+        callback=lambda r: (
+            seen.append(r.req_kwargs["timeout"]),
+            (200, {}, json.dumps(ANSWER)),
+        )[1],
+    )
     make_client(deadline=5).chat(HI, model="m")
     assert seen == [(5, 5)]
 
@@ -186,14 +211,23 @@ def test_chat_refuses_the_stream_parameter():
 
 @responses.activate
 def test_request_is_the_escape_hatch_for_other_endpoints():
-    responses.add(responses.POST, "https://api.test/v1/embeddings", json={"data": [{"embedding": [0.1]}]})
+    responses.add(
+        responses.POST,
+        "https://api.test/v1/embeddings",
+        json={"data": [{"embedding": [0.1]}]},
+    )
     response = make_client().request("POST", "/embeddings", json={"model": "e", "input": "x"})
     assert response.json() == {"data": [{"embedding": [0.1]}]}
 
 
 @responses.activate
 def test_a_redirect_is_an_error_that_names_the_new_location():
-    responses.add(responses.POST, URL, status=308, headers={"Location": "https://api.test/v2/chat/completions"})
+    responses.add(
+        responses.POST,
+        URL,
+        status=308,
+        headers={"Location": "https://api.test/v2/chat/completions"},
+    )
     with pytest.raises(rawchat.APIStatusError) as caught:
         make_client().chat(HI, model="m")
     assert "https://api.test/v2/chat/completions" in caught.value.hint
@@ -217,18 +251,31 @@ def test_the_client_repr_hides_the_key():
 
 
 def test_chat_against_the_simulator(client):
-    done = client.chat([{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}], model="gpt-4o-mini")
+    done = client.chat(
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "2+2?"},
+        ],
+        model="gpt-4o-mini",
+    )
     assert done.content == (
-        'Hello from the rawchat simulator. I received 2 messages (about 18 prompt tokens); '
+        "Hello from the rawchat simulator. I received 2 messages (about 18 prompt tokens); "
         'your last message was: "2+2?".'
     )
-    assert (done.finish_reason, done.usage.prompt_tokens, done.retries_taken) == ("stop", 18, 0)
+    assert (done.finish_reason, done.usage.prompt_tokens, done.retries_taken) == (
+        "stop",
+        18,
+        0,
+    )
     assert done.elapsed > 0
 
 
 def test_n_choices_against_the_simulator(client):
     done = client.chat(HI, model="gpt-4o-mini", n=2)
-    assert [c.message.content[:10] for c in done.choices] == ["Hello from", "(choice 1)"]
+    assert [c.message.content[:10] for c in done.choices] == [
+        "Hello from",
+        "(choice 1)",
+    ]
 
 
 def test_max_tokens_cuts_the_answer_with_finish_reason_length(client):
@@ -237,16 +284,34 @@ def test_max_tokens_cuts_the_answer_with_finish_reason_length(client):
 
 
 def test_a_tool_round_trip_against_the_simulator(client):
-    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {"expr": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"expr": {"type": "string"}},
+                },
+            },
+        }
+    ]
     messages = [{"role": "user", "content": "2+3"}]
     first = client.chat(messages, model="gpt-4o-mini", tools=tools)
     call = first.tool_calls[0]
-    messages += [first.message.to_dict(), {"role": "tool", "tool_call_id": call.id, "content": "5"}]
+    messages += [
+        first.message.to_dict(),
+        {"role": "tool", "tool_call_id": call.id, "content": "5"},
+    ]
     assert client.chat(messages, model="gpt-4o-mini", tools=tools).content == "The tool returned: 5"
 
 
 def test_models_lists_the_simulator_models(client):
-    assert [m["id"] for m in client.models()][:3] == ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
+    assert [m["id"] for m in client.models()][:3] == [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "gpt-4.1-mini",
+    ]
 
 
 def test_an_unknown_model_is_a_404_with_a_hint(client):
@@ -259,9 +324,10 @@ def test_an_unknown_model_is_a_404_with_a_hint(client):
 def test_a_wrong_key_is_a_401_from_a_strict_simulator():
     from rawchat.simulator import Simulator
 
-    with Simulator(api_keys=["sk-right-key-000000"]) as strict:
-        with pytest.raises(AuthenticationError, match="Incorrect API key provided: sk-\\*\\*\\*\\*cdef"):
-            rawchat.Client(KEY, strict.base_url).chat(HI, model="gpt-4o-mini")
+    with Simulator(api_keys=["sk-right-key-000000"]) as strict, pytest.raises(
+        AuthenticationError, match="Incorrect API key provided: sk-\\*\\*\\*\\*cdef"
+    ):
+        rawchat.Client(KEY, strict.base_url).chat(HI, model="gpt-4o-mini")
 
 
 def test_a_base_url_without_v1_gets_the_v1_hint(sim):
@@ -273,7 +339,13 @@ def test_a_base_url_without_v1_gets_the_v1_hint(sim):
 
 def test_nothing_listening_is_a_connection_error_after_retries():
     fake = FakeTime()
-    client = rawchat.Client(KEY, "http://127.0.0.1:9/v1", sleep=fake.sleep, clock=fake.clock, random=lambda: 1.0)
+    client = rawchat.Client(
+        KEY,
+        "http://127.0.0.1:9/v1",
+        sleep=fake.sleep,
+        clock=fake.clock,
+        random=lambda: 1.0,
+    )
     with pytest.raises(APIConnectionError) as caught:
         client.chat(HI, model="m")
     assert fake.slept == [0.5, 1.0]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rawchat.config import ConfigWarning, Settings, Timeout, clean_api_key, normalize_base_url
+from rawchat.config import (
+    ConfigWarning,
+    Settings,
+    Timeout,
+    clean_api_key,
+    normalize_base_url,
+)
 from rawchat.errors import ConfigError
 
 
@@ -13,10 +19,20 @@ def resolve(env=None, **kwargs):
 
 
 def test_the_default_is_openai_with_the_sdk_variables():
-    settings = resolve({"OPENAI_API_KEY": "sk-env", "OPENAI_ORG_ID": "org-1", "OPENAI_PROJECT_ID": "proj-1"})
+    settings = resolve(
+        {
+            "OPENAI_API_KEY": "sk-env",
+            "OPENAI_ORG_ID": "org-1",
+            "OPENAI_PROJECT_ID": "proj-1",
+        }
+    )
     assert settings.base_url == "https://api.openai.com/v1"
     assert (settings.api_key, settings.key_source) == ("sk-env", "OPENAI_API_KEY")
-    assert (settings.organization, settings.project, settings.profile) == ("org-1", "proj-1", "openai")
+    assert (settings.organization, settings.project, settings.profile) == (
+        "org-1",
+        "proj-1",
+        "openai",
+    )
     assert settings.model == "gpt-4o-mini"
 
 
@@ -33,30 +49,65 @@ def test_arguments_beat_the_environment():
 
 
 def test_openai_base_url_from_the_environment_is_used():
-    assert resolve({"OPENAI_BASE_URL": "http://localhost:8000/v1"}).base_url == "http://localhost:8000/v1"
+    assert (
+        resolve({"OPENAI_BASE_URL": "http://localhost:8000/v1"}).base_url
+        == "http://localhost:8000/v1"
+    )
 
 
 @pytest.mark.parametrize(
     "profile, variable, base_url, model",
     [
-        ("deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1", "deepseek-chat"),
-        ("moonshot", "MOONSHOT_API_KEY", "https://api.moonshot.cn/v1", "moonshot-v1-8k"),
-        ("dashscope", "DASHSCOPE_API_KEY", "https://dashscope.aliyuncs.com/compatible-mode/v1", "qwen-plus"),
-        ("ark", "ARK_API_KEY", "https://ark.cn-beijing.volces.com/api/v3", "doubao-seed-1-6-250615"),
-        ("openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1", "openai/gpt-4o-mini"),
+        (
+            "deepseek",
+            "DEEPSEEK_API_KEY",
+            "https://api.deepseek.com/v1",
+            "deepseek-chat",
+        ),
+        (
+            "moonshot",
+            "MOONSHOT_API_KEY",
+            "https://api.moonshot.cn/v1",
+            "moonshot-v1-8k",
+        ),
+        (
+            "dashscope",
+            "DASHSCOPE_API_KEY",
+            "https://dashscope.aliyuncs.com/compatible-mode/v1",
+            "qwen-plus",
+        ),
+        (
+            "ark",
+            "ARK_API_KEY",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            "doubao-seed-1-6-250615",
+        ),
+        (
+            "openrouter",
+            "OPENROUTER_API_KEY",
+            "https://openrouter.ai/api/v1",
+            "openai/gpt-4o-mini",
+        ),
         ("ollama", "OLLAMA_API_KEY", "http://localhost:11434/v1", "llama3.2"),
     ],
 )
 def test_profiles_set_base_url_key_variable_and_model(profile, variable, base_url, model):
     settings = resolve({variable: "k-123", "OPENAI_API_KEY": "not-this"}, profile=profile)
-    assert (settings.base_url, settings.api_key, settings.key_source, settings.model) == (
-        base_url, "k-123", variable, model
-    )
+    assert (
+        settings.base_url,
+        settings.api_key,
+        settings.key_source,
+        settings.model,
+    ) == (base_url, "k-123", variable, model)
 
 
 def test_rawchat_profile_and_model_come_from_the_environment():
     settings = resolve({"RAWCHAT_PROFILE": "ollama", "RAWCHAT_MODEL": "qwen3:8b"})
-    assert (settings.profile, settings.model, settings.api_key) == ("ollama", "qwen3:8b", None)
+    assert (settings.profile, settings.model, settings.api_key) == (
+        "ollama",
+        "qwen3:8b",
+        None,
+    )
 
 
 def test_an_unknown_profile_lists_the_known_ones():
@@ -66,20 +117,34 @@ def test_an_unknown_profile_lists_the_known_ones():
 
 
 def test_azure_with_an_api_version_uses_deployment_urls():
-    settings = resolve({
-        "AZURE_OPENAI_API_KEY": "az-key",
-        "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/",
-        "OPENAI_API_VERSION": "2024-10-21",
-    })
-    assert (settings.profile, settings.auth, settings.key_source) == ("azure", "api-key", "AZURE_OPENAI_API_KEY")
+    settings = resolve(
+        {
+            "AZURE_OPENAI_API_KEY": "az-key",
+            "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com/",
+            "OPENAI_API_VERSION": "2024-10-21",
+        }
+    )
+    assert (settings.profile, settings.auth, settings.key_source) == (
+        "azure",
+        "api-key",
+        "AZURE_OPENAI_API_KEY",
+    )
     assert settings.url("/chat/completions", model="gpt 4o") == (
         "https://res.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
     )
 
 
 def test_azure_without_an_api_version_uses_the_v1_surface():
-    settings = resolve({"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com"})
-    assert settings.url("/chat/completions", model="x") == "https://res.openai.azure.com/openai/v1/chat/completions"
+    settings = resolve(
+        {
+            "AZURE_OPENAI_API_KEY": "k",
+            "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+        }
+    )
+    assert (
+        settings.url("/chat/completions", model="x")
+        == "https://res.openai.azure.com/openai/v1/chat/completions"
+    )
 
 
 def test_the_azure_profile_needs_an_endpoint():
@@ -103,7 +168,9 @@ def test_settings_repr_never_shows_the_key():
 
 @pytest.mark.parametrize("raw", [" sk-abc\n", '"sk-abc"', "'sk-abc'", '  "sk-abc" \r\n'])
 def test_whitespace_and_quotes_around_a_key_are_stripped_with_a_warning(raw):
-    with pytest.warns(ConfigWarning, match="from OPENAI_API_KEY had surrounding whitespace or quotes"):
+    with pytest.warns(
+        ConfigWarning, match="from OPENAI_API_KEY had surrounding whitespace or quotes"
+    ):
         assert clean_api_key(raw, "OPENAI_API_KEY") == "sk-abc"
 
 

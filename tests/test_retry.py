@@ -12,13 +12,27 @@ NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 GMT
 
 def test_the_default_backoff_caps_double_from_half_a_second_to_eight():
     policy = RetryPolicy(jitter="none")
-    assert [policy.backoff(n) for n in range(1, 8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert [policy.backoff(n) for n in range(1, 8)] == [
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        8.0,
+        8.0,
+    ]
 
 
 @pytest.mark.parametrize(
     "jitter, rand, expected",
-    [("full", 0.0, 0.0), ("full", 0.5, 1.0), ("full", 0.999, 1.998),
-     ("equal", 0.0, 1.0), ("equal", 0.5, 1.5), ("none", 0.3, 2.0)],
+    [
+        ("full", 0.0, 0.0),
+        ("full", 0.5, 1.0),
+        ("full", 0.999, 1.998),
+        ("equal", 0.0, 1.0),
+        ("equal", 0.5, 1.5),
+        ("none", 0.3, 2.0),
+    ],
 )
 def test_jitter_spreads_the_third_retry(jitter, rand, expected):
     assert RetryPolicy(jitter=jitter).backoff(3, rand) == pytest.approx(expected)
@@ -30,10 +44,22 @@ def test_huge_retry_numbers_do_not_overflow():
 
 @pytest.mark.parametrize(
     "status, code, retry",
-    [(None, None, True), (408, None, True), (409, None, True), (429, None, True),
-     (429, "insufficient_quota", False), (500, None, True), (502, None, True), (503, None, True),
-     (529, None, True), (400, None, False), (401, None, False), (403, None, False), (404, None, False),
-     (422, None, False)],
+    [
+        (None, None, True),
+        (408, None, True),
+        (409, None, True),
+        (429, None, True),
+        (429, "insufficient_quota", False),
+        (500, None, True),
+        (502, None, True),
+        (503, None, True),
+        (529, None, True),
+        (400, None, False),
+        (401, None, False),
+        (403, None, False),
+        (404, None, False),
+        (422, None, False),
+    ],
 )
 def test_which_outcomes_are_retryable(status, code, retry):
     assert RetryPolicy().retryable(status, {}, code).retry is retry
@@ -49,7 +75,9 @@ def test_a_full_schedule_with_fixed_randomness():
     policy = RetryPolicy(max_retries=3, jitter="full")
     delays = [policy.decide(n, status=503, rand=0.5).delay for n in range(3)]
     assert delays == [0.25, 0.5, 1.0]
-    assert policy.decide(3, status=503, rand=0.5) == Decision(False, reason="gave up after 3 retries")
+    assert policy.decide(3, status=503, rand=0.5) == Decision(
+        False, reason="gave up after 3 retries"
+    )
 
 
 def test_max_retries_zero_never_retries():
@@ -92,7 +120,10 @@ def test_a_server_wait_over_the_cap_is_raised_not_slept():
     decision = RetryPolicy().decide(0, status=429, headers=Headers({"retry-after": "120"}))
     assert decision.retry is False
     assert decision.server_wait == 120.0
-    assert decision.reason == "the server asked to wait 120 s, over the 60 s this policy sleeps through"
+    assert (
+        decision.reason
+        == "the server asked to wait 120 s, over the 60 s this policy sleeps through"
+    )
 
 
 def test_a_wait_that_would_pass_the_deadline_stops():

@@ -120,9 +120,7 @@ def test_field_names_are_case_sensitive(feed):
 
 
 def test_data_lines_join_with_lf(feed):
-    assert feed(b"data: {\ndata: \"a\": 1\ndata: }\n\n") == [
-        ServerSentEvent(data='{\n"a": 1\n}')
-    ]
+    assert feed(b'data: {\ndata: "a": 1\ndata: }\n\n') == [ServerSentEvent(data='{\n"a": 1\n}')]
 
 
 def test_an_empty_data_line_dispatches_an_event_with_empty_data(feed):
@@ -154,7 +152,15 @@ def test_an_id_containing_nul_is_ignored(feed):
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(b"5000", 5000), (b"+5", None), (b"1_000", None), (b" 5", 5), (b"  5", None), (b"\xd9\xa3", None), (b"", None)],
+    [
+        (b"5000", 5000),
+        (b"+5", None),
+        (b"1_000", None),
+        (b" 5", 5),
+        (b"  5", None),
+        (b"\xd9\xa3", None),
+        (b"", None),
+    ],
 )
 def test_retry_counts_only_when_all_ascii_digits(value, expected):
     parser = SSEParser()
@@ -263,7 +269,8 @@ def test_the_encoder_writes_comments():
 def test_encoded_events_parse_back_to_themselves(events, line_end):
     stream = b"".join(encode_event(data, event=kind, line_end=line_end) for kind, data in events)
     expected = [
-        ServerSentEvent(event=kind or "message", data="\n".join(_lines(data))) for kind, data in events
+        ServerSentEvent(event=kind or "message", data="\n".join(_lines(data)))
+        for kind, data in events
     ]
     assert parse(random_splits(stream, seed=len(stream))) == expected
 

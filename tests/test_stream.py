@@ -32,7 +32,13 @@ def frame(obj) -> bytes:
 def delta(content=None, finish=None, **fields):
     if content is not None:
         fields["content"] = content
-    return frame({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": fields, "finish_reason": finish}]})
+    return frame(
+        {
+            "id": "c1",
+            "model": "m",
+            "choices": [{"index": 0, "delta": fields, "finish_reason": finish}],
+        }
+    )
 
 
 STREAM = (
@@ -41,7 +47,13 @@ STREAM = (
     + delta("你")
     + delta("好")
     + delta(finish="stop")
-    + frame({"id": "c1", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}})
+    + frame(
+        {
+            "id": "c1",
+            "choices": [],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+        }
+    )
     + b"data: [DONE]\n\n"
 )
 
@@ -52,13 +64,19 @@ def test_the_decoder_assembles_a_stream_fed_any_way(split):
     texts = [c.content for piece in split(STREAM) for c in decoder.feed(piece)]
     done = decoder.close()
     assert "".join(texts) == "你好"
-    assert (done.content, done.finish_reason, done.usage.total_tokens) == ("你好", "stop", 6)
+    assert (done.content, done.finish_reason, done.usage.total_tokens) == (
+        "你好",
+        "stop",
+        6,
+    )
 
 
 def test_a_stream_without_done_or_finish_reason_is_incomplete_with_the_partial_text():
     decoder = ChatStreamDecoder()
     decoder.feed(delta("The answer is"))
-    with pytest.raises(IncompleteStreamError, match="ended after 1 events without \\[DONE\\]") as caught:
+    with pytest.raises(
+        IncompleteStreamError, match="ended after 1 events without \\[DONE\\]"
+    ) as caught:
         decoder.close()
     assert caught.value.partial.content == "The answer is"
 
@@ -107,19 +125,38 @@ def test_completion_reads_the_rest_of_an_unread_stream(client):
 
 
 def test_streamed_tool_call_arguments_are_joined(client):
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}]
-    with client.stream([{"role": "user", "content": "Paris weather"}], model="gpt-4o-mini", tools=tools) as stream:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}},
+                    "required": ["query"],
+                },
+            },
+        }
+    ]
+    with client.stream(
+        [{"role": "user", "content": "Paris weather"}], model="gpt-4o-mini", tools=tools
+    ) as stream:
         assert list(stream.text()) == []
     call = stream.completion.tool_calls[0]
-    assert (call.id, call.function.name, call.function.arguments) == ("call_sim_0001", "lookup", '{"query": "Paris weather"}')
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_sim_0001",
+        "lookup",
+        '{"query": "Paris weather"}',
+    )
     assert stream.completion.finish_reason == "tool_calls"
 
 
 def test_streamed_reasoning_is_assembled_apart_from_content(client):
     with client.stream(HI, model="deepseek-reasoner") as stream:
         text = "".join(stream.text())
-    assert stream.completion.reasoning == "The user wrote 2 characters. I will describe the request."
+    assert (
+        stream.completion.reasoning == "The user wrote 2 characters. I will describe the request."
+    )
     assert "The user wrote" not in text
 
 
@@ -148,15 +185,19 @@ def raw_client(server, **kwargs):
 
 
 def test_a_truncated_stream_raises_incomplete_with_the_partial_text():
-    with RawServer(lambda conn, req: conn.sendall(SSE_HEAD + delta("The capital of France is"))) as server:
-        with raw_client(server).stream(HI, model="m") as stream:
-            with pytest.raises(IncompleteStreamError) as caught:
-                "".join(stream.text())
+    with RawServer(
+        lambda conn, req: conn.sendall(SSE_HEAD + delta("The capital of France is"))
+    ) as server, raw_client(server).stream(HI, model="m") as stream:
+        with pytest.raises(IncompleteStreamError) as caught:
+            "".join(stream.text())
     assert caught.value.partial.content == "The capital of France is"
 
 
 def test_an_error_event_mid_stream_raises_stream_error():
-    body = delta("so far") + b'event: error\ndata: {"error": {"message": "overloaded", "code": "busy"}}\n\n'
+    body = (
+        delta("so far")
+        + b'event: error\ndata: {"error": {"message": "overloaded", "code": "busy"}}\n\n'
+    )
     with RawServer(lambda conn, req: conn.sendall(SSE_HEAD + body)) as server:
         with pytest.raises(StreamError, match="overloaded") as caught:
             raw_client(server).stream(HI, model="m").completion
@@ -166,7 +207,9 @@ def test_an_error_event_mid_stream_raises_stream_error():
 def test_a_stream_cut_before_any_content_is_retried():
     def script(conn, request):
         if len(server.requests) == 1:
-            conn.sendall(SSE_HEAD + delta(role="assistant", content=""))  # then the connection drops
+            conn.sendall(
+                SSE_HEAD + delta(role="assistant", content="")
+            )  # then the connection drops
             conn.shutdown(2)
             return
         conn.sendall(SSE_HEAD + STREAM)
@@ -179,7 +222,9 @@ def test_a_stream_cut_before_any_content_is_retried():
 
 
 def test_a_drop_after_content_reached_the_caller_is_not_retried():
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     piece = delta("partial answer")
 
     def script(conn, request):
@@ -196,8 +241,20 @@ def test_a_drop_after_content_reached_the_caller_is_not_retried():
 
 
 def test_a_json_answer_to_a_stream_request_is_yielded_whole():
-    body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}]}).encode()
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    body = json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "whole"},
+                    "finish_reason": "stop",
+                }
+            ]
+        }
+    ).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        body
+    )
     with RawServer(lambda conn, req: conn.sendall(head + body)) as server:
         with raw_client(server).stream(HI, model="m") as stream:
             assert list(stream.text()) == ["whole"]
@@ -207,10 +264,11 @@ def test_a_json_answer_to_a_stream_request_is_yielded_whole():
 def test_an_html_page_answering_a_stream_is_a_typed_error():
     body = b"<html><title>Login</title></html>"
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body)
-    with RawServer(lambda conn, req: conn.sendall(head + body)) as server:
-        with pytest.raises(InvalidResponseError, match="expected an event stream, got 33 bytes of text/html"):
-            with raw_client(server).stream(HI, model="m"):
-                pass
+    with RawServer(lambda conn, req: conn.sendall(head + body)) as server, pytest.raises(
+        InvalidResponseError,
+        match="expected an event stream, got 33 bytes of text/html",
+    ), raw_client(server).stream(HI, model="m"):
+        pass
 
 
 def test_a_stall_mid_stream_ends_at_the_read_timeout():
@@ -227,11 +285,17 @@ def test_a_stall_mid_stream_ends_at_the_read_timeout():
 
 def test_a_429_before_the_stream_is_retried_then_raised_with_its_history():
     def script(conn, request):
-        conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nretry-after-ms: 10\r\n"
-                     b"Content-Length: 33\r\nConnection: close\r\n\r\n" + b'{"error": {"message": "slow down"}}'[:33])
+        conn.sendall(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nretry-after-ms: 10\r\n"
+            b"Content-Length: 33\r\nConnection: close\r\n\r\n"
+            + b'{"error": {"message": "slow down"}}'[:33]
+        )
 
-    with RawServer(script) as server:
-        with pytest.raises(RateLimitError) as caught:
-            raw_client(server).stream(HI, model="m").completion
+    with RawServer(script) as server, pytest.raises(RateLimitError) as caught:
+        raw_client(server).stream(HI, model="m").completion
     assert len(server.requests) == 3
-    assert caught.value.attempts == ((1, "429", 0.01), (2, "429", 0.01), (3, "429", 0.0))
+    assert caught.value.attempts == (
+        (1, "429", 0.01),
+        (2, "429", 0.01),
+        (3, "429", 0.0),
+    )

@@ -16,8 +16,12 @@ from rawchat.wire import HTTPRequest
 
 from .raw_server import RawServer
 
-HEAD_CLOSE_DELIMITED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-HEAD_CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+HEAD_CLOSE_DELIMITED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+)
+HEAD_CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
 
 
 def get(url: str) -> HTTPRequest:
@@ -39,9 +43,15 @@ def test_every_request_carries_connect_and_read_timeouts():
 
 @responses.activate
 def test_redirects_are_not_followed():
-    responses.add(responses.POST, "http://x/v1/chat/completions", status=301,
-                  headers={"Location": "https://x/v1/chat/completions"})
-    response = Transport().send(HTTPRequest("POST", "http://x/v1/chat/completions", body=b"{}"), Timeout())
+    responses.add(
+        responses.POST,
+        "http://x/v1/chat/completions",
+        status=301,
+        headers={"Location": "https://x/v1/chat/completions"},
+    )
+    response = Transport().send(
+        HTTPRequest("POST", "http://x/v1/chat/completions", body=b"{}"), Timeout()
+    )
     assert response.status_code == 301
     assert response.headers["location"] == "https://x/v1/chat/completions"
 
@@ -50,12 +60,32 @@ def test_redirects_are_not_followed():
 @pytest.mark.parametrize(
     "raised, error, message",
     [
-        (requests.exceptions.ConnectTimeout("t"), APITimeoutError, "connecting to x timed out after 10 s"),
-        (requests.exceptions.ReadTimeout("t"), APITimeoutError, "x sent nothing in 600 s"),
-        (requests.exceptions.SSLError("bad cert"), APIConnectionError, "TLS with x failed"),
+        (
+            requests.exceptions.ConnectTimeout("t"),
+            APITimeoutError,
+            "connecting to x timed out after 10 s",
+        ),
+        (
+            requests.exceptions.ReadTimeout("t"),
+            APITimeoutError,
+            "x sent nothing in 600 s",
+        ),
+        (
+            requests.exceptions.SSLError("bad cert"),
+            APIConnectionError,
+            "TLS with x failed",
+        ),
         (requests.exceptions.ProxyError("no"), APIConnectionError, "the proxy refused"),
-        (requests.exceptions.ConnectionError("refused"), APIConnectionError, "could not connect to x: refused"),
-        (requests.exceptions.ChunkedEncodingError("cut"), APIConnectionError, "broke off"),
+        (
+            requests.exceptions.ConnectionError("refused"),
+            APIConnectionError,
+            "could not connect to x: refused",
+        ),
+        (
+            requests.exceptions.ChunkedEncodingError("cut"),
+            APIConnectionError,
+            "broke off",
+        ),
     ],
 )
 def test_requests_exceptions_become_rawchat_errors_chained(raised, error, message):
@@ -67,7 +97,11 @@ def test_requests_exceptions_become_rawchat_errors_chained(raised, error, messag
 
 def test_the_ssl_hint_points_at_the_ca_bundle_variable():
     with responses.RequestsMock() as mock:
-        mock.add(responses.GET, "https://x/v1/models", body=requests.exceptions.SSLError("self-signed"))
+        mock.add(
+            responses.GET,
+            "https://x/v1/models",
+            body=requests.exceptions.SSLError("self-signed"),
+        )
         with pytest.raises(APIConnectionError) as caught:
             Transport().send(get("https://x/v1/models"), Timeout())
     assert "REQUESTS_CA_BUNDLE" in caught.value.hint

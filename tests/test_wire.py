@@ -84,8 +84,16 @@ def test_the_request_repr_hides_the_key_and_the_body():
 
 
 def test_a_response_reads_its_request_id_and_json():
-    response = HTTPResponse(200, {"X-Request-Id": "req_1", "Content-Type": "application/json; charset=utf-8"}, b'{"a": 1}')
-    assert (response.request_id, response.content_type, response.json()) == ("req_1", "application/json", {"a": 1})
+    response = HTTPResponse(
+        200,
+        {"X-Request-Id": "req_1", "Content-Type": "application/json; charset=utf-8"},
+        b'{"a": 1}',
+    )
+    assert (response.request_id, response.content_type, response.json()) == (
+        "req_1",
+        "application/json",
+        {"a": 1},
+    )
 
 
 def test_a_response_that_is_not_json_raises_a_typed_error():

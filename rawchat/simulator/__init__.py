@@ -41,7 +41,12 @@ class Simulator:
         chunk_interval: float = 0.0,
         verbose: bool = False,
     ) -> None:
-        self.app = SimulatorApp(api_keys=api_keys, models=models, clock=time.time, chunk_interval=chunk_interval)
+        self.app = SimulatorApp(
+            api_keys=api_keys,
+            models=models,
+            clock=time.time,
+            chunk_interval=chunk_interval,
+        )
         self._address = (host, port)
         self._verbose = verbose
         self._server: Optional[SimulatorServer] = None
@@ -57,7 +62,9 @@ class Simulator:
         """Serve from a background thread."""
         self.bind()
         assert self._server is not None
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rawchat-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="rawchat-simulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -110,9 +110,16 @@ class SimulatorApp:
             label = fingerprint(key) if key else "none"
             self.requests_by_key[label] = self.requests_by_key.get(label, 0) + 1
         response = self._route(request, key, number)
-        extra = (("x-request-id", f"req_sim{number:06d}"), ("openai-processing-ms", "0"))
+        extra = (
+            ("x-request-id", f"req_sim{number:06d}"),
+            ("openai-processing-ms", "0"),
+        )
         return SimResponse(
-            response.status, response.headers + extra, response.body, response.parts, response.interval
+            response.status,
+            response.headers + extra,
+            response.body,
+            response.parts,
+            response.interval,
         )
 
     def _route(self, request: SimRequest, key: Optional[str], number: int) -> SimResponse:
@@ -120,14 +127,28 @@ class SimulatorApp:
         chat = _CHAT_PATH.match(path)
         if chat is None and not _MODELS_PATH.match(path):
             return error_response(404, f"Invalid URL ({request.method} {path})")
-        if chat is not None and request.method != "POST" or chat is None and request.method != "GET":
+        if (chat is not None and request.method != "POST") or (
+            chat is None and request.method != "GET"
+        ):
             return error_response(405, f"Method {request.method} not allowed on {path}")
         denied = self._authenticate(key)
         if denied is not None:
             return denied
         if chat is None:
-            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "rawchat"} for m in self.models]
-            return SimResponse(200, (("Content-Type", "application/json"),), _json({"object": "list", "data": data}))
+            data = [
+                {
+                    "id": m,
+                    "object": "model",
+                    "created": 1700000000,
+                    "owned_by": "rawchat",
+                }
+                for m in self.models
+            ]
+            return SimResponse(
+                200,
+                (("Content-Type", "application/json"),),
+                _json({"object": "list", "data": data}),
+            )
         return self._chat(request.body, deployment=chat.group(1), number=number)
 
     def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
@@ -166,8 +187,16 @@ class SimulatorApp:
                 param="model",
             )
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            return error_response(400, "'messages' must be a non-empty array of objects.", param="messages")
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(isinstance(m, dict) for m in messages)
+        ):
+            return error_response(
+                400,
+                "'messages' must be a non-empty array of objects.",
+                param="messages",
+            )
         n = body.get("n", 1)
         if not isinstance(n, int) or not 1 <= n <= 8:
             return error_response(400, "'n' must be an integer from 1 to 8.", param="n")
@@ -184,13 +213,21 @@ class SimulatorApp:
             options = body.get("stream_options") or {}
             include_usage = isinstance(options, dict) and options.get("include_usage")
             parts = _stream_parts(head, replies, usage if include_usage else None)
-            headers = (("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"))
+            headers = (
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache"),
+            )
             return SimResponse(200, headers, parts=tuple(parts), interval=self.chunk_interval)
         completion = dict(
             head,
             object="chat.completion",
             choices=[
-                {"index": i, "message": _message(reply), "logprobs": None, "finish_reason": reply.finish_reason}
+                {
+                    "index": i,
+                    "message": _message(reply),
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason,
+                }
                 for i, reply in enumerate(replies)
             ],
             usage=usage,
@@ -207,7 +244,11 @@ def _key_of(headers: Headers) -> Optional[str]:
 
 
 def _message(reply: Reply) -> Dict[str, Any]:
-    message: Dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+    message: Dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.content,
+        "refusal": None,
+    }
     if reply.reasoning:
         message["reasoning_content"] = reply.reasoning
     if reply.tool_calls:
@@ -227,7 +268,9 @@ def _usage(prompt: int, replies: List[Reply]) -> Dict[str, Any]:
     }
 
 
-def _stream_parts(head: Mapping[str, Any], replies: List[Reply], usage: Optional[Mapping[str, Any]]) -> List[bytes]:
+def _stream_parts(
+    head: Mapping[str, Any], replies: List[Reply], usage: Optional[Mapping[str, Any]]
+) -> List[bytes]:
     """The SSE events of a streamed answer, one bytes object per event."""
     base = dict(head, object="chat.completion.chunk")
 
@@ -236,7 +279,12 @@ def _stream_parts(head: Mapping[str, Any], replies: List[Reply], usage: Optional
         return encode_event(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
     def delta(index: int, finish: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
-        return {"index": index, "delta": fields, "logprobs": None, "finish_reason": finish}
+        return {
+            "index": index,
+            "delta": fields,
+            "logprobs": None,
+            "finish_reason": finish,
+        }
 
     parts = []
     for index, reply in enumerate(replies):
@@ -247,12 +295,19 @@ def _stream_parts(head: Mapping[str, Any], replies: List[Reply], usage: Optional
             parts.append(event([delta(index, content=piece)]))
         for position, call in enumerate(reply.tool_calls):
             function = call["function"]
-            opening = {"index": position, "id": call["id"], "type": "function",
-                       "function": {"name": function["name"], "arguments": ""}}
+            opening = {
+                "index": position,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": function["name"], "arguments": ""},
+            }
             parts.append(event([delta(index, tool_calls=[opening])]))
             arguments = function["arguments"]
             for start in range(0, len(arguments), 8):  # fragments, as real servers cut them
-                fragment = {"index": position, "function": {"arguments": arguments[start : start + 8]}}
+                fragment = {
+                    "index": position,
+                    "function": {"arguments": arguments[start : start + 8]},
+                }
                 parts.append(event([delta(index, tool_calls=[fragment])]))
         parts.append(event([delta(index, reply.finish_reason)]))
     if usage is not None:

@@ -85,21 +85,30 @@ def reply_to(body: Mapping[str, Any], choice: int = 0) -> Reply:
 
     reasoning = None
     if str(body.get("model", "")).endswith("reasoner"):
-        reasoning = f"The user wrote {len(_last_user_text(messages))} characters. I will describe the request."
+        length = len(_last_user_text(messages))
+        reasoning = f"The user wrote {length} characters. I will describe the request."
 
     finish = "stop"
     words = pieces(content)
     if isinstance(limit, int) and limit > 0 and len(words) > limit:
         content, finish = "".join(words[:limit]), "length"
         words = words[:limit]
-    return Reply(content=content, reasoning=reasoning, finish_reason=finish, completion_tokens=len(words))
+    return Reply(
+        content=content,
+        reasoning=reasoning,
+        finish_reason=finish,
+        completion_tokens=len(words),
+    )
 
 
 def _call_tool(tools: List[Any], tool_choice: Any, user_text: str) -> Reply:
     chosen = tools[0]
     if isinstance(tool_choice, dict):
         wanted = (tool_choice.get("function") or {}).get("name")
-        chosen = next((t for t in tools if (t.get("function") or {}).get("name") == wanted), chosen)
+        chosen = next(
+            (t for t in tools if (t.get("function") or {}).get("name") == wanted),
+            chosen,
+        )
     function = chosen.get("function") or {}
     params = function.get("parameters") or {}
     names = list(params.get("required") or (params.get("properties") or {}).keys())
@@ -109,7 +118,11 @@ def _call_tool(tools: List[Any], tool_choice: Any, user_text: str) -> Reply:
         "type": "function",
         "function": {"name": function.get("name", "tool"), "arguments": arguments},
     }
-    return Reply(tool_calls=(call,), finish_reason="tool_calls", completion_tokens=estimate_tokens(arguments) + 3)
+    return Reply(
+        tool_calls=(call,),
+        finish_reason="tool_calls",
+        completion_tokens=estimate_tokens(arguments) + 3,
+    )
 
 
 def _last_user_text(messages: List[Mapping[str, Any]]) -> str:

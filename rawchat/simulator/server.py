@@ -68,7 +68,9 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, app: SimulatorApp, address: Tuple[str, int], *, verbose: bool = False) -> None:
+    def __init__(
+        self, app: SimulatorApp, address: Tuple[str, int], *, verbose: bool = False
+    ) -> None:
         self.app = app
         self.verbose = verbose
         super().__init__(address, _Handler)
