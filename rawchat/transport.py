@@ -21,9 +21,11 @@ What this module adds:
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import time
 from typing import Callable, Iterator, Optional
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -69,8 +71,23 @@ class StreamingResponse:
                     if not piece:
                         break
                     yield piece
-            else:  # urllib3 1.x: holds a close-delimited body until EOF
-                yield from self._response.iter_content(chunk_size=None)
+            else:
+                yield from self._iter_bytes_urllib3_v1(raw)
+
+    def _iter_bytes_urllib3_v1(self, raw: urllib3.HTTPResponse) -> Iterator[bytes]:
+        # urllib3 1.x has no read1() and its stream() holds a close-delimited
+        # body until EOF. Underneath sits http.client's response, whose
+        # read1() returns what has arrived; usable when there is no
+        # Content-Encoding for urllib3 to undo.
+        fp = getattr(raw, "_fp", None)
+        if fp is None or not hasattr(fp, "read1") or "content-encoding" in self.headers:
+            yield from self._response.iter_content(chunk_size=None)
+            return
+        while True:
+            piece = fp.read1(_READ_SIZE)
+            if not piece:
+                break
+            yield piece
 
     def read(self) -> bytes:
         with _translated(self.request):
@@ -151,76 +168,80 @@ class Transport:
 
 @contextlib.contextmanager
 def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iterator[None]:
-    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's."""
-    host = requests.utils.urlparse(request.url).netloc
+    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's, chained."""
     try:
         yield
-    except (
-        requests.exceptions.ConnectTimeout,
-        urllib3.exceptions.ConnectTimeoutError,
-    ) as exc:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _translate(exc, request, timeout) from exc
+
+
+def _translate(exc: BaseException, request: HTTPRequest, timeout: Optional[Timeout]) -> Exception:
+    host = urlsplit(request.url).netloc
+    inner = _innermost(exc)
+    errors = requests.exceptions
+    if isinstance(exc, (errors.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         after = f" after {timeout.connect:g} s" if timeout else ""
-        raise APITimeoutError(
+        return APITimeoutError(
             f"connecting to {host} timed out{after}",
             hint="the host did not answer: check the base URL, your network, and "
             "HTTPS_PROXY if you are behind a proxy",
-        ) from exc
-    except (
-        requests.exceptions.ReadTimeout,
-        urllib3.exceptions.ReadTimeoutError,
-        socket.timeout,
-    ) as exc:
+        )
+    # requests reports a read timeout met mid-body as a plain ConnectionError,
+    # so the innermost exception decides.
+    timeouts = (errors.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
+    if isinstance(exc, timeouts) or isinstance(inner, timeouts):
         after = f" in {timeout.read:g} s" if timeout else ""
-        raise APITimeoutError(
+        return APITimeoutError(
             f"{host} sent nothing{after} (read timeout)",
             hint="the server stalled; a larger read timeout helps only if answers "
             "are known to take that long before the first byte",
-        ) from exc
-    except requests.exceptions.SSLError as exc:
-        raise APIConnectionError(
-            f"TLS with {host} failed: {_reason(exc)}",
+        )
+    if isinstance(exc, errors.SSLError):
+        return APIConnectionError(
+            f"TLS with {host} failed: {_reason(inner)}",
             hint="behind a corporate proxy that inspects TLS, point "
             "REQUESTS_CA_BUNDLE at your company's CA bundle (PEM)",
-        ) from exc
-    except requests.exceptions.ProxyError as exc:
-        raise APIConnectionError(
-            f"the proxy refused or failed the connection to {host}: {_reason(exc)}",
+        )
+    if isinstance(exc, errors.ProxyError):
+        return APIConnectionError(
+            f"the proxy refused or failed the connection to {host}: {_reason(inner)}",
             hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (local servers usually "
             "belong in NO_PROXY)",
-        ) from exc
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-        raise ConfigError(f"cannot send to {request.url!r}: {exc}") from exc
-    except (
-        requests.exceptions.ChunkedEncodingError,
-        requests.exceptions.ContentDecodingError,
+        )
+    if isinstance(exc, (errors.InvalidURL, errors.MissingSchema, errors.InvalidSchema)):
+        return ConfigError(f"cannot send to {request.url!r}: {exc}")
+    broken = (
+        errors.ChunkedEncodingError,
+        errors.ContentDecodingError,
         urllib3.exceptions.ProtocolError,
         urllib3.exceptions.DecodeError,
-    ) as exc:
-        raise APIConnectionError(
-            f"the response from {host} broke off or was malformed: {_reason(exc)}",
+        http.client.IncompleteRead,
+    )
+    if isinstance(exc, broken) or isinstance(inner, http.client.IncompleteRead):
+        return APIConnectionError(
+            f"the response from {host} broke off or was malformed: {_reason(inner)}",
             hint="the connection dropped mid-response (server restart, proxy "
             "timeout, or a network blip); retrying usually works",
-        ) from exc
-    except (
-        requests.exceptions.ConnectionError,
-        urllib3.exceptions.HTTPError,
-        OSError,
-    ) as exc:
-        raise APIConnectionError(
-            f"could not connect to {host}: {_reason(exc)}",
-            hint="is the server running, the base URL right, and the network (or "
-            "HTTPS_PROXY) letting you through?",
-        ) from exc
+        )
+    return APIConnectionError(
+        f"could not connect to {host}: {_reason(inner)}",
+        hint="is the server running, the base URL right, and the network (or "
+        "HTTPS_PROXY) letting you through?",
+    )
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The exception at the bottom of requests' and urllib3's wrapping."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        inner = inner or getattr(exc, "reason", None) or exc.__context__
+        if not isinstance(inner, BaseException) or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost useful message of a wrapped requests/urllib3 exception."""
-    seen = exc
-    while True:
-        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        inner = inner or getattr(seen, "reason", None)
-        if not isinstance(inner, BaseException) or inner is seen:
-            break
-        seen = inner
-    text = str(seen) or type(seen).__name__
+    text = str(exc) or type(exc).__name__
     return text if len(text) < 300 else text[:300] + "..."
