@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 import rawchat
 from rawchat.simulator import Simulator
@@ -38,3 +41,9 @@ def sim():
 def client(sim):
     with rawchat.Client(KEY, sim.base_url, sleep=lambda s: None) as c:
         yield c
+
+
+# CI runs the same examples every time, so a red build is reproducible.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
