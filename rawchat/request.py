@@ -114,6 +114,10 @@ def headers_for(
     if has_body:
         headers.append(("Content-Type", "application/json"))
     headers.append(("Accept", "text/event-stream" if stream else "application/json"))
+    if stream:
+        # A compressing server or proxy buffers output to fill its blocks,
+        # which would hold deltas back; ask for the stream as it is.
+        headers.append(("Accept-Encoding", "identity"))
     headers.append(("User-Agent", USER_AGENT))
     if settings.organization:
         headers.append(("OpenAI-Organization", settings.organization))

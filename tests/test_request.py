@@ -87,6 +87,7 @@ def test_a_keyless_endpoint_gets_no_authorization_header():
 def test_a_stream_asks_for_sse_and_for_usage():
     request = build_chat_request(SETTINGS, HI, stream=True)
     assert request.headers["Accept"] == "text/event-stream"
+    assert request.headers["Accept-Encoding"] == "identity"
     body = request.json()
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
