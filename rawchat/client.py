@@ -128,19 +128,27 @@ class Client:
     # -- the API ----------------------------------------------------------
 
     def chat(
-        self, messages: Sequence[Any], *, model: Optional[str] = None, **params: Any
+        self,
+        messages: Sequence[Any],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        **params: Any,
     ) -> Completion:
         """Send ``messages`` and return the whole answer as a ``Completion``.
 
         ``params`` go into the request body as given: ``temperature``,
         ``max_tokens``, ``tools``, ``response_format``, ``n``...
+        ``extra_headers`` are sent with this request only.
         """
         if "stream" in params or "include_usage" in params:
             raise InvalidRequestError(
                 "chat() returns a whole answer; 'stream' is not one of its parameters",
                 hint="call client.stream(...) for a streamed answer",
             )
-        request = build_chat_request(self.settings, messages, model=model, **params)
+        request = build_chat_request(
+            self.settings, messages, model=model, extra_headers=extra_headers, **params
+        )
         call = _Call(self, request, model or self.settings.model)
         response = call.send()
         completion = completion_from_response(response)
@@ -152,6 +160,7 @@ class Client:
         *,
         model: Optional[str] = None,
         include_usage: bool = True,
+        extra_headers: Optional[Mapping[str, str]] = None,
         **params: Any,
     ) -> Stream:
         """Send ``messages`` with ``stream: true``; returns a ``Stream``.
@@ -166,6 +175,7 @@ class Client:
             model=model,
             stream=True,
             include_usage=include_usage,
+            extra_headers=extra_headers,
             **params,
         )
         call = _Call(self, request, model or self.settings.model)

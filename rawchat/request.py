@@ -44,6 +44,7 @@ def build_chat_request(
     stream: bool = False,
     include_usage: bool = True,
     request_id: Optional[str] = None,
+    extra_headers: Optional[Mapping[str, str]] = None,
     **params: Any,
 ) -> HTTPRequest:
     """The ``POST /chat/completions`` request for ``messages``.
@@ -52,7 +53,7 @@ def build_chat_request(
     ``max_tokens``, ``tools``, anything a provider accepts) are copied into
     the body as given. ``request_id`` is sent as ``X-Client-Request-Id``,
     which OpenAI records so support can find a request you never got an
-    answer for.
+    answer for. ``extra_headers`` are added last (and win over defaults).
     """
     model = model or settings.model
     if not isinstance(model, str) or not model.strip():
@@ -71,7 +72,7 @@ def build_chat_request(
     return HTTPRequest(
         "POST",
         settings.url("/chat/completions", model=model),
-        headers=headers_for(settings, stream=stream, request_id=request_id),
+        headers=headers_for(settings, stream=stream, request_id=request_id, extra=extra_headers),
         body=encode_json(body),
         stream=stream,
     )
@@ -103,6 +104,7 @@ def headers_for(
     stream: bool = False,
     has_body: bool = True,
     request_id: Optional[str] = None,
+    extra: Optional[Mapping[str, str]] = None,
 ) -> List[tuple]:
     """The request headers, in the order they are sent."""
     headers = []
@@ -126,6 +128,10 @@ def headers_for(
     if request_id:
         headers.append(("X-Client-Request-Id", request_id))
     headers.extend(settings.headers)
+    if extra:
+        names = {name.lower() for name in extra}
+        headers = [(n, v) for n, v in headers if n.lower() not in names]
+        headers.extend((str(n), str(v)) for n, v in extra.items())
     return headers
 
 

@@ -56,7 +56,7 @@ def test_a_streamed_answer_is_sse_with_a_usage_chunk_and_done():
         },
     )
     assert response.streaming
-    events = SSEParser().feed(b"".join(response.parts))
+    events = SSEParser().feed(b"".join(response.steps))
     chunks = [json.loads(e.data) for e in events[:-1]]
     assert events[-1].data == "[DONE]"
     assert chunks[0]["choices"][0]["delta"] == {
@@ -79,7 +79,7 @@ def test_without_include_usage_there_is_no_usage_chunk():
             "stream": True,
         },
     )
-    events = SSEParser().feed(b"".join(response.parts))
+    events = SSEParser().feed(b"".join(response.steps))
     assert json.loads(events[-2].data)["choices"][0]["finish_reason"] == "stop"
 
 

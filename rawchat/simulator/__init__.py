@@ -28,7 +28,8 @@ class Simulator:
     """The simulator on ``host:port`` (port 0 picks a free one).
 
     ``api_keys`` limits the accepted keys (default: any non-empty key);
-    ``chunk_interval`` spaces streamed chunks, to watch a typewriter.
+    ``chunk_interval`` spaces streamed chunks, to watch a typewriter;
+    ``faults`` is a fault script for every request (see ``faults.py``).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class Simulator:
         api_keys: Optional[Sequence[str]] = None,
         models: Sequence[str] = MODELS,
         chunk_interval: float = 0.0,
+        faults: str = "",
         verbose: bool = False,
     ) -> None:
         self.app = SimulatorApp(
@@ -46,6 +48,7 @@ class Simulator:
             models=models,
             clock=time.time,
             chunk_interval=chunk_interval,
+            faults=faults,
         )
         self._address = (host, port)
         self._verbose = verbose
@@ -63,7 +66,11 @@ class Simulator:
         self.bind()
         assert self._server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="rawchat-simulator", daemon=True
+            # A short poll interval makes stop() quick: shutdown() waits one poll.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="rawchat-simulator",
+            daemon=True,
         )
         self._thread.start()
         return self

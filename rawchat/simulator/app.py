@@ -17,11 +17,22 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..sse import encode_event
 from ..wire import Headers, fingerprint
+from .faults import (
+    HTML_PAGE,
+    STATUS_FAULTS,
+    Fault,
+    FaultError,
+    Step,
+    error_body,
+    parse_faults,
+    shape_stream,
+    spaced,
+)
 from .model import MODELS, Reply, pieces, prompt_tokens, reply_to
 
 __all__ = ["SimRequest", "SimResponse", "SimulatorApp"]
@@ -42,18 +53,24 @@ class SimRequest:
 
 @dataclass(frozen=True)
 class SimResponse:
-    """A response to write. With ``parts``, the body is streamed with chunked
-    transfer encoding, one HTTP chunk per part, ``interval`` seconds apart."""
+    """A response to write.
+
+    With ``steps`` the body is streamed with chunked transfer encoding: each
+    ``bytes`` step is one HTTP chunk, a ``Pause`` waits, a ``Drop`` closes
+    the connection mid-body. ``delay`` waits before the headers; ``drop``
+    closes the connection without any response.
+    """
 
     status: int
     headers: Tuple[Tuple[str, str], ...] = ()
     body: bytes = b""
-    parts: Tuple[bytes, ...] = ()
-    interval: float = 0.0
+    steps: Tuple[Step, ...] = ()
+    delay: float = 0.0
+    drop: bool = False
 
     @property
     def streaming(self) -> bool:
-        return bool(self.parts)
+        return bool(self.steps)
 
 
 def error_response(
@@ -79,6 +96,8 @@ class SimulatorApp:
     ``api_keys``: the keys accepted (``None`` accepts any non-empty key).
     ``models``: the model names served. ``clock``: seconds since the epoch,
     for ``created``. ``chunk_interval``: seconds between streamed chunks.
+    ``faults``: a fault script (see ``faults.py``) applied to every request,
+    on top of any a request asks for in its ``X-Rawchat-Fault`` header.
     """
 
     def __init__(
@@ -88,7 +107,10 @@ class SimulatorApp:
         models: Sequence[str] = MODELS,
         clock: Callable[[], float] = lambda: 1700000000.0,
         chunk_interval: float = 0.0,
+        faults: str = "",
     ) -> None:
+        self.faults = parse_faults(faults)
+        self._fault_uses: Dict[Tuple[str, str], int] = {}
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.models = tuple(models)
         self.clock = clock
@@ -109,20 +131,49 @@ class SimulatorApp:
             number = self._count
             label = fingerprint(key) if key else "none"
             self.requests_by_key[label] = self.requests_by_key.get(label, 0) + 1
-        response = self._route(request, key, number)
-        extra = (
-            ("x-request-id", f"req_sim{number:06d}"),
-            ("openai-processing-ms", "0"),
-        )
-        return SimResponse(
-            response.status,
-            response.headers + extra,
-            response.body,
-            response.parts,
-            response.interval,
-        )
+        try:
+            faults = self._active_faults(request.headers.get("x-rawchat-fault", ""), label)
+        except FaultError as exc:
+            response = error_response(400, str(exc), param="X-Rawchat-Fault")
+        else:
+            response = self._faulty(request, key, number, faults)
+        extra = (("x-request-id", f"req_sim{number:06d}"), ("openai-processing-ms", "0"))
+        return replace(response, headers=response.headers + extra)
 
-    def _route(self, request: SimRequest, key: Optional[str], number: int) -> SimResponse:
+    def _active_faults(self, script: str, scope: str) -> Tuple[Fault, ...]:
+        """The faults that fire on this request; each firing uses one up."""
+        candidates = [("server", f) for f in self.faults]
+        candidates += [(scope, f) for f in parse_faults(script)]
+        active = []
+        with self._lock:
+            for owner, fault in candidates:
+                used = self._fault_uses.get((owner, fault.text), 0)
+                if fault.times is None or used < fault.times:
+                    self._fault_uses[(owner, fault.text)] = used + 1
+                    active.append(fault)
+        return tuple(active)
+
+    def _faulty(
+        self, request: SimRequest, key: Optional[str], number: int, faults: Tuple[Fault, ...]
+    ) -> SimResponse:
+        names = {f.name: f for f in faults}
+        status = next((f for f in faults if f.name in STATUS_FAULTS), None)
+        if status is not None:
+            code, headers, body = error_body(status.name, status.value)
+            response = SimResponse(code, tuple(headers), body)
+        elif "html" in names:
+            response = SimResponse(200, (("Content-Type", "text/html"),), HTML_PAGE)
+        else:
+            response = self._route(request, key, number, faults)
+        if "delay" in names:
+            response = replace(response, delay=float(names["delay"].value or 0))
+        if "drop" in names:
+            response = replace(response, drop=True)
+        return response
+
+    def _route(
+        self, request: SimRequest, key: Optional[str], number: int, faults: Tuple[Fault, ...]
+    ) -> SimResponse:
         path = request.path.split("?", 1)[0]
         chat = _CHAT_PATH.match(path)
         if chat is None and not _MODELS_PATH.match(path):
@@ -149,7 +200,7 @@ class SimulatorApp:
                 (("Content-Type", "application/json"),),
                 _json({"object": "list", "data": data}),
             )
-        return self._chat(request.body, deployment=chat.group(1), number=number)
+        return self._chat(request.body, deployment=chat.group(1), number=number, faults=faults)
 
     def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
         if not key:
@@ -169,7 +220,9 @@ class SimulatorApp:
             )
         return None
 
-    def _chat(self, raw: bytes, *, deployment: Optional[str], number: int) -> SimResponse:
+    def _chat(
+        self, raw: bytes, *, deployment: Optional[str], number: int, faults: Tuple[Fault, ...]
+    ) -> SimResponse:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -201,7 +254,8 @@ class SimulatorApp:
         if not isinstance(n, int) or not 1 <= n <= 8:
             return error_response(400, "'n' must be an integer from 1 to 8.", param="n")
 
-        replies = [reply_to(body, choice) for choice in range(n)]
+        names = {f.name for f in faults}
+        replies = [reply_to(body, choice, reason="reasoning" in names) for choice in range(n)]
         usage = _usage(prompt_tokens(messages), replies)
         head = {
             "id": f"chatcmpl-sim{number:06d}",
@@ -209,15 +263,18 @@ class SimulatorApp:
             "model": model,
             "system_fingerprint": "fp_rawchat_sim",
         }
-        if body.get("stream"):
+        if body.get("stream") and "json-stream" not in names:
             options = body.get("stream_options") or {}
             include_usage = isinstance(options, dict) and options.get("include_usage")
-            parts = _stream_parts(head, replies, usage if include_usage else None)
+            events = _stream_parts(head, replies, usage if include_usage else None)
+            steps = shape_stream(events, faults)
+            if self.chunk_interval:
+                steps = spaced(steps, self.chunk_interval)
             headers = (
                 ("Content-Type", "text/event-stream; charset=utf-8"),
                 ("Cache-Control", "no-cache"),
             )
-            return SimResponse(200, headers, parts=tuple(parts), interval=self.chunk_interval)
+            return SimResponse(200, headers, steps=tuple(steps))
         completion = dict(
             head,
             object="chat.completion",

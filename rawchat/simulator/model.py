@@ -60,8 +60,11 @@ def pieces(text: str) -> List[str]:
     return _PIECE.findall(text)
 
 
-def reply_to(body: Mapping[str, Any], choice: int = 0) -> Reply:
-    """The deterministic answer to a validated request body."""
+def reply_to(body: Mapping[str, Any], choice: int = 0, *, reason: bool = False) -> Reply:
+    """The deterministic answer to a validated request body.
+
+    ``reason`` makes any model think aloud first, as ``*-reasoner`` models do.
+    """
     messages = body["messages"]
     last = messages[-1]
     tools = body.get("tools") or []
@@ -84,7 +87,7 @@ def reply_to(body: Mapping[str, Any], choice: int = 0) -> Reply:
             content = f"(choice {choice}) {content}"
 
     reasoning = None
-    if str(body.get("model", "")).endswith("reasoner"):
+    if reason or str(body.get("model", "")).endswith("reasoner"):
         length = len(_last_user_text(messages))
         reasoning = f"The user wrote {length} characters. I will describe the request."
 

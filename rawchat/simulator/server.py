@@ -11,10 +11,11 @@ from __future__ import annotations
 import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Tuple
+from typing import Sequence, Tuple
 
 from ..wire import Headers
 from .app import SimRequest, SimulatorApp
+from .faults import Drop, Pause, Step
 
 __all__ = ["SimulatorServer"]
 
@@ -37,6 +38,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         request = SimRequest(self.command, self.path, Headers(self.headers.items()), body)
         response = self.server.app.handle(request)
+        if response.delay:
+            time.sleep(response.delay)
+        if response.drop:  # no status line at all: the client sees a closed socket
+            self.close_connection = True
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -48,14 +54,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            for number, part in enumerate(response.parts):
-                if number and response.interval:
-                    time.sleep(response.interval)
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            self._write_steps(response.steps)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-stream
+
+    def _write_steps(self, steps: Sequence[Step]) -> None:
+        for step in steps:
+            if isinstance(step, Pause):
+                time.sleep(step.seconds)
+            elif isinstance(step, Drop):
+                # Announce a chunk larger than what follows, then hang up.
+                size = len(step.partial) * 2 + 16
+                self.wfile.write(b"%x\r\n%s" % (size, step.partial) if step.partial else b"")
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            else:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(step), step))
+                self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: object) -> None:
         if self.server.verbose:

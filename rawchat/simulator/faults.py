@@ -1,0 +1,256 @@
+"""Fault scripts: the simulator misbehaving on demand, the ways real servers do.
+
+Ask for faults with the ``X-Rawchat-Fault`` request header, or for every
+request with ``rawchat serve --fault``. A script is a comma-separated list;
+each fault fires once unless a count follows: ``503*2`` fires on two
+requests, ``503*`` on all of them. Header faults are counted per API key,
+so a client's retries (which resend the header) see the fault run out::
+
+    X-Rawchat-Fault: 429*2               two 429s, then success
+    X-Rawchat-Fault: crlf,split,bom      a stream with CRLF pairs split across reads
+    X-Rawchat-Fault: delay=1.5*          every answer waits 1.5 s before its headers
+
+=====================  ========================================================
+fault                  effect
+=====================  ========================================================
+``400`` ``401``        that status, with an OpenAI-shaped ``{"error": ...}``
+``403`` ``404``        body
+``409`` ``422``
+``500`` ``503``
+``429`` / ``429=S``    rate limited: ``retry-after`` (S seconds, default 1),
+                       ``retry-after-ms`` and ``x-ratelimit-*`` headers
+``quota``              429 with ``insufficient_quota`` (billing: not retryable)
+``502``                502 with a gateway's HTML page, not JSON
+``html``               200 with an HTML page (a captive portal, a wrong base URL)
+``delay=S``            wait S seconds before sending the headers
+``drop``               close the connection before any response
+``interval=S``         streams: S seconds between chunks
+``stall=S``            streams: stop for S seconds after the first content
+``drop-after=N``       streams: close the connection after N events (no final chunk)
+``drop-mid-chunk``     streams: close in the middle of the second event
+``truncate=N``         streams: end cleanly after N events, without finish or [DONE]
+``no-done``            streams: everything but the final ``data: [DONE]``
+``bad-json``           streams: the first content event is malformed JSON
+``error-mid``          streams: an ``{"error": ...}`` data event after the first content
+``error-event``        streams: an ``event: error`` after the first content
+``keepalive``          streams: ``: keep-alive`` comments between events
+``crlf`` / ``cr``      streams: CRLF or CR line endings
+``bom``                streams: a UTF-8 byte order mark first
+``split``              streams: HTTP chunks cut inside multi-byte characters and
+                       after every CR (with ``crlf``: CRLF pairs split)
+``json-stream``        streams: answer with one plain JSON completion instead
+``reasoning``          stream ``reasoning_content`` deltas before the answer
+=====================  ========================================================
+
+Tool calls stream as argument fragments whenever ``tools`` are offered, and
+``deepseek-reasoner`` always reasons, so those need no fault.
+
+Everything here is pure: faults turn a normal response into a misbehaving
+one, as values; ``server.py`` carries out the pauses and drops.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "FAULTS",
+    "Drop",
+    "Fault",
+    "FaultError",
+    "Pause",
+    "Step",
+    "error_body",
+    "parse_faults",
+    "shape_stream",
+    "spaced",
+]
+
+#: Fault name -> whether it takes a value (and its default).
+FAULTS: Dict[str, Optional[float]] = {
+    "400": None, "401": None, "403": None, "404": None, "409": None, "422": None,
+    "500": None, "503": None, "429": 1.0, "quota": None, "502": None, "html": None,
+    "delay": 1.0, "drop": None, "interval": 0.05, "stall": 2.0, "drop-after": 2,
+    "drop-mid-chunk": None, "truncate": 2, "no-done": None, "bad-json": None,
+    "error-mid": None, "error-event": None, "keepalive": None, "crlf": None, "cr": None,
+    "bom": None, "split": None, "json-stream": None, "reasoning": None,
+}  # fmt: skip
+
+STATUS_FAULTS = ("400", "401", "403", "404", "409", "422", "429", "500", "502", "503", "quota")
+
+_ITEM = re.compile(r"^([a-z0-9-]+)(?:=([0-9.]+))?(?:\*([0-9]*))?$")
+
+
+class FaultError(ValueError):
+    """A fault script that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault of a script. ``times`` is ``None`` for "always"."""
+
+    name: str
+    value: Optional[float] = None
+    times: Optional[int] = 1
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Sleep this long before the next step."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection, after announcing a chunk and sending only ``partial`` of it."""
+
+    partial: bytes = b""
+
+
+Step = Union[bytes, Pause, Drop]
+
+
+def parse_faults(script: str) -> Tuple[Fault, ...]:
+    """``"429*2, crlf"`` -> ``(Fault("429", 1.0, 2), Fault("crlf"))``."""
+    faults = []
+    for text in (item.strip() for item in script.split(",")):
+        if not text:
+            continue
+        match = _ITEM.match(text.lower())
+        if match is None or match.group(1) not in FAULTS:
+            raise FaultError(f"unknown fault {text!r}; known faults: " + ", ".join(FAULTS))
+        name, value, count = match.groups()
+        default = FAULTS[name]
+        if value is not None and default is None:
+            raise FaultError(f"fault {name!r} takes no value")
+        times: Optional[int] = 1
+        if count is not None:
+            times = int(count) if count else None
+        faults.append(Fault(name, float(value) if value is not None else default, times, text))
+    return tuple(faults)
+
+
+def error_body(name: str, value: Optional[float]) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """Status, headers and body of a status fault."""
+    if name == "502":
+        page = (
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            b"</body>\r\n</html>\r\n"
+        )
+        return 502, [("Content-Type", "text/html")], page
+    headers: List[Tuple[str, str]] = [("Content-Type", "application/json")]
+    message, type_, code = _ERRORS[name]
+    status = 429 if name == "quota" else int(name)
+    if name == "429":
+        wait = value if value is not None else 1.0
+        headers += [
+            ("retry-after", str(max(1, int(-(-wait // 1))))),
+            ("retry-after-ms", str(int(wait * 1000))),
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", f"{wait:g}s"),
+            ("x-ratelimit-limit-tokens", "150000"),
+            ("x-ratelimit-remaining-tokens", "149990"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ]
+        message = message.format(wait=f"{wait:g}")
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return status, headers, json.dumps(body).encode()
+
+
+_ERRORS = {
+    "400": ("Invalid value for 'temperature': simulated fault.", "invalid_request_error", "invalid_value"),
+    "401": ("Incorrect API key provided (simulated fault).", "invalid_request_error", "invalid_api_key"),
+    "403": ("Country, region, or territory not supported (simulated fault).", "invalid_request_error", "unsupported_country_region_territory"),
+    "404": ("The model does not exist or you do not have access to it (simulated fault).", "invalid_request_error", "model_not_found"),
+    "409": ("Another request is in progress (simulated fault).", "invalid_request_error", "conflict"),
+    "422": ("Unprocessable entity (simulated fault).", "invalid_request_error", None),
+    "429": ("Rate limit reached for requests per min (RPM): Limit 60, Used 60, Requested 1. Please try again in {wait}s. (simulated fault)", "requests", "rate_limit_exceeded"),
+    "quota": ("You exceeded your current quota, please check your plan and billing details. (simulated fault)", "insufficient_quota", "insufficient_quota"),
+    "500": ("The server had an error while processing your request. Sorry about that! (simulated fault)", "server_error", None),
+    "503": ("The engine is currently overloaded, please try again later. (simulated fault)", "server_error", None),
+}  # fmt: skip
+
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+    b"<body><p>Please sign in to continue.</p></body></html>"
+)
+
+_BAD_JSON = b'data: {"id":"chatcmpl-sim","choices":[{"index":0,"delta":{"content":"oops"\n\n'
+_ERROR_OBJECT = {"error": {"message": "The server had an error while streaming (simulated fault).", "type": "server_error", "param": None, "code": "stream_error"}}  # fmt: skip
+
+
+def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]:
+    """Turn a stream's events (``b"data: ...\\n\\n"`` each) into misbehaving steps.
+
+    ``events[0]`` is the role chunk and ``events[1]`` the first content.
+    """
+    names = {f.name: f.value for f in faults}
+    events = list(events)
+    first_content = min(1, len(events) - 1)
+    if "bad-json" in names and len(events) > 1:
+        events[1] = _BAD_JSON
+    for fault, event in (
+        ("error-mid", b"data: " + json.dumps(_ERROR_OBJECT).encode() + b"\n\n"),
+        ("error-event", b"event: error\ndata: " + json.dumps(_ERROR_OBJECT).encode() + b"\n\n"),
+    ):
+        if fault in names:
+            events = [*events[: first_content + 1], event]
+    if "no-done" in names and events and events[-1].startswith(b"data: [DONE]"):
+        events.pop()
+    if "truncate" in names:
+        events = events[: int(names["truncate"] or 0)]
+    if "crlf" in names:
+        events = [e.replace(b"\n", b"\r\n") for e in events]
+    elif "cr" in names:
+        events = [e.replace(b"\n", b"\r") for e in events]
+    if "bom" in names and events:
+        events[0] = b"\xef\xbb\xbf" + events[0]
+
+    steps: List[Step] = []
+    for index, event in enumerate(events):
+        if index and "keepalive" in names:
+            steps.append(b": keep-alive\n\n")
+        steps.append(event)
+        if index == first_content and "stall" in names:
+            steps.append(Pause(float(names["stall"] or 0)))
+    if "drop-after" in names:
+        count = int(names["drop-after"] or 0)
+        kept = [s for s in steps if isinstance(s, bytes)][:count]
+        steps = [*kept, Drop()]
+    elif "drop-mid-chunk" in names and len(events) > 1:
+        steps = [events[0], Drop(events[1][: len(events[1]) // 2])]
+    if "split" in names:
+        steps = [piece for step in steps for piece in _awkward_pieces(step)]
+    if "interval" in names:
+        steps = spaced(steps, float(names["interval"] or 0))
+    return steps
+
+
+def spaced(steps: List[Step], seconds: float) -> List[Step]:
+    """A pause of ``seconds`` before every chunk but the first."""
+    result: List[Step] = []
+    for step in steps:
+        if result and isinstance(step, bytes):
+            result.append(Pause(seconds))
+        result.append(step)
+    return result
+
+
+def _awkward_pieces(step: Step) -> List[Step]:
+    """Cut bytes after every CR and inside every multi-byte UTF-8 character."""
+    if not isinstance(step, bytes):
+        return [step]
+    pieces, start = [], 0
+    for index, byte in enumerate(step):
+        if byte == 0x0D or 0xC0 <= byte <= 0xF7:  # a CR, or a multi-byte lead byte
+            pieces.append(step[start : index + 1])
+            start = index + 1
+    pieces.append(step[start:])
+    return [p for p in pieces if p]
