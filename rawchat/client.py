@@ -38,6 +38,7 @@ from .request import build_chat_request, build_request
 from .response import ErrorContext, completion_from_response, error_from_response
 from .retry import RetryPolicy
 from .stream import Stream
+from .trace import Trace
 from .transport import StreamingResponse, Transport
 from .wire import HTTPRequest, HTTPResponse, fingerprint
 
@@ -55,7 +56,8 @@ class Client:
     is the longest silence allowed between two reads. ``deadline`` bounds a
     whole call, retries and waits included. ``max_retries`` is a shortcut
     for ``retry=RetryPolicy(max_retries=...)``. Pass ``session`` to use your
-    own ``requests.Session`` (proxies, certificates, adapters).
+    own ``requests.Session`` (proxies, certificates, adapters), and
+    ``trace`` to see every exchange on the wire (``rawchat.trace``).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Client:
         deadline: Optional[float] = None,
         session: Optional[requests.Session] = None,
         pool_maxsize: int = 10,
+        trace: Optional[Trace] = None,
         environ: Optional[Mapping[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -109,7 +112,7 @@ class Client:
         self._clock = clock
         self._wall_clock = wall_clock
         self._random = random
-        self.transport = Transport(session, pool_maxsize=pool_maxsize, clock=clock)
+        self.transport = Transport(session, pool_maxsize=pool_maxsize, clock=clock, trace=trace)
 
     def __repr__(self) -> str:
         key = fingerprint(self.settings.api_key) if self.settings.api_key else None

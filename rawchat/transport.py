@@ -32,7 +32,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .config import Timeout
-from .errors import APIConnectionError, APITimeoutError, ConfigError
+from .errors import APIConnectionError, APITimeoutError, ConfigError, RawchatError
+from .trace import Exchange, Trace
 from .wire import Headers, HTTPRequest, HTTPResponse
 
 __all__ = ["StreamingResponse", "Transport"]
@@ -48,7 +49,13 @@ class StreamingResponse:
     body was read to the end, otherwise closed).
     """
 
-    def __init__(self, response: requests.Response, request: HTTPRequest, started: float) -> None:
+    def __init__(
+        self,
+        response: requests.Response,
+        request: HTTPRequest,
+        started: float,
+        exchange: Optional[Exchange] = None,
+    ) -> None:
         self._response = response
         self.request = request
         self.status_code = response.status_code
@@ -56,9 +63,26 @@ class StreamingResponse:
         self.headers = Headers(response.headers.items())
         self.url = request.url
         self.started = started
-        self.sent_headers = Headers(response.request.headers.items())
+        self._exchange = exchange
+        if exchange is not None:
+            exchange.response(self.status_code, self.reason, self.headers.items())
 
     def iter_bytes(self) -> Iterator[bytes]:
+        """The body, each piece as soon as it has arrived."""
+        exchange = self._exchange
+        try:
+            for piece in self._pieces():
+                if exchange is not None:
+                    exchange.body(piece)
+                yield piece
+        except RawchatError as exc:
+            if exchange is not None:
+                exchange.end(exc)
+            raise
+        if exchange is not None:
+            exchange.end()
+
+    def _pieces(self) -> Iterator[bytes]:
         raw = self._response.raw
         with _translated(self.request):
             if raw.chunked and getattr(raw, "supports_chunked_reads", bool)():
@@ -90,13 +114,25 @@ class StreamingResponse:
             yield piece
 
     def read(self) -> bytes:
-        with _translated(self.request):
-            try:
-                return self._response.content
-            finally:
-                self._response.close()
+        """The whole body."""
+        try:
+            with _translated(self.request):
+                try:
+                    body = self._response.content
+                finally:
+                    self._response.close()
+        except RawchatError as exc:
+            if self._exchange is not None:
+                self._exchange.end(exc)
+            raise
+        if self._exchange is not None:
+            self._exchange.body(body)
+            self._exchange.end()
+        return body
 
     def close(self) -> None:
+        if self._exchange is not None:
+            self._exchange.end(note="closed before the end of the body")
         self._response.close()
 
     def response(self, body: bytes, elapsed: float) -> HTTPResponse:
@@ -125,7 +161,10 @@ class Transport:
         pool_connections: int = 10,
         pool_maxsize: int = 10,
         clock: Callable[[], float] = time.monotonic,
+        trace: Optional[Trace] = None,
     ) -> None:
+        #: Where to report each exchange (see ``trace.py``); None for no trace.
+        self.trace = trace
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -143,17 +182,35 @@ class Transport:
     def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
         """Send the request and return once the response headers are in."""
         started = self._clock()
+        session = self.session
+        # What Session.request() does, in two steps, so that a trace can show
+        # the headers exactly as sent (requests adds its own defaults).
         with _translated(request, timeout):
-            response = self.session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers.items()),
-                data=request.body or None,
-                timeout=(timeout.connect, timeout.read),
-                stream=True,
-                allow_redirects=False,
+            prepared = session.prepare_request(
+                requests.Request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers.items()),
+                    data=request.body or None,
+                )
             )
-        return StreamingResponse(response, request, started)
+        exchange = None
+        if self.trace is not None:
+            exchange = self.trace.start(request, list(prepared.headers.items()))
+        try:
+            with _translated(request, timeout):
+                settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+                response = session.send(
+                    prepared,
+                    timeout=(timeout.connect, timeout.read),
+                    allow_redirects=False,
+                    **settings,
+                )
+        except RawchatError as exc:
+            if exchange is not None:
+                exchange.end(exc)
+            raise
+        return StreamingResponse(response, request, started, exchange)
 
     def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
         """Send the request and read the whole response."""

@@ -206,17 +206,19 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
         events.pop()
     if "truncate" in names:
         events = events[: int(names["truncate"] or 0)]
-    if "crlf" in names:
-        events = [e.replace(b"\n", b"\r\n") for e in events]
-    elif "cr" in names:
-        events = [e.replace(b"\n", b"\r") for e in events]
+    comment = b": keep-alive\n\n"
+    for fault, ending in (("crlf", b"\r\n"), ("cr", b"\r")):
+        if fault in names:
+            events = [e.replace(b"\n", ending) for e in events]
+            comment = comment.replace(b"\n", ending)
+            break
     if "bom" in names and events:
         events[0] = b"\xef\xbb\xbf" + events[0]
 
     steps: List[Step] = []
     for index, event in enumerate(events):
         if index and "keepalive" in names:
-            steps.append(b": keep-alive\n\n")
+            steps.append(comment)
         steps.append(event)
         if index == first_content and "stall" in names:
             steps.append(Pause(float(names["stall"] or 0)))
