@@ -242,7 +242,8 @@ class JSONLinesTrace(Trace):
     def on_response(self, exchange: Exchange) -> None:
         self._write({
             "exchange": exchange.number, "event": "response",
-            "ms": round(exchange.response_at or 0, 3), "status": exchange.status, "reason": exchange.reason,
+            "ms": round(exchange.response_at or 0, 3),
+            "status": exchange.status, "reason": exchange.reason,
             "headers": [list(pair) for pair in exchange.response_headers],
         })  # fmt: skip
 
