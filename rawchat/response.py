@@ -285,11 +285,12 @@ def _hint(
             "or your region may be restricted for it"
         )
     if status == 404:
-        if (
-            code == "model_not_found"
-            or "model" in message.lower()
+        about_model = (
+            code in ("model_not_found", "DeploymentNotFound")
+            or (context.model and context.model in message)
             or "deployment" in message.lower()
-        ):
+        )
+        if about_model:
             what = "deployment" if context.profile == "azure" else "model"
             return (
                 f"the {what} {context.model!r} does not exist here or your key cannot "

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from .storage import atomic_write
 from .wire import Headers, HTTPRequest
 
 __all__ = ["Exchange", "HARTrace", "JSONLinesTrace", "MultiTrace", "TextTrace", "Trace", "escape"]
@@ -40,12 +39,16 @@ def escape(data: bytes) -> str:
     Valid UTF-8 shows as its characters; invalid or incomplete sequences as
     ``\\xNN``; CR, LF, TAB and other controls (and U+2028, U+0085) escaped.
     """
-    text = data.decode("utf-8", "backslashreplace")
+    # surrogateescape maps each undecodable byte 0xNN to U+DCNN, so it can be
+    # told apart from a backslash that was really in the data.
+    text = data.decode("utf-8", "surrogateescape")
     out = []
     for char in text:
         code = ord(char)
         if char in _VISIBLE:
             out.append(_VISIBLE[char])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
         elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
             out.append(f"\\x{code:02x}")
         elif code in (0x2028, 0x2029, 0xFEFF):
@@ -263,11 +266,7 @@ class JSONLinesTrace(Trace):
 
 
 class HARTrace(Trace):
-    """Collects exchanges and writes them as a HAR 1.2 log on ``close()``.
-
-    The file is written to a temporary name and renamed, so a reader never
-    sees half of it.
-    """
+    """Collects exchanges and writes them as a HAR 1.2 log on ``close()``."""
 
     def __init__(self, path: str, **clocks: Any) -> None:
         super().__init__(**clocks)
@@ -337,15 +336,7 @@ class HARTrace(Trace):
                 "entries": self.entries,
             }
         }
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".har-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(log, out, ensure_ascii=False, indent=1)
-            os.replace(temporary, self.path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        atomic_write(self.path, json.dumps(log, ensure_ascii=False, indent=1))
 
 
 def _iso(wall: float) -> str:

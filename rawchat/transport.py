@@ -36,7 +36,7 @@ from .errors import APIConnectionError, APITimeoutError, ConfigError, RawchatErr
 from .trace import Exchange, Trace
 from .wire import Headers, HTTPRequest, HTTPResponse
 
-__all__ = ["StreamingResponse", "Transport"]
+__all__ = ["StreamingResponse", "Transport", "ca_bundle", "proxy_for"]
 
 _READ_SIZE = 65536
 
@@ -221,6 +221,19 @@ class Transport:
     def close(self) -> None:
         if self._owns_session:
             self.session.close()
+
+
+def ca_bundle() -> str:
+    """The CA certificates ``requests`` verifies TLS with, as a file path."""
+    settings = requests.Session().merge_environment_settings("https://x", {}, False, None, None)
+    verify = settings.get("verify")
+    return verify if isinstance(verify, str) else requests.certs.where()
+
+
+def proxy_for(url: str) -> Optional[str]:
+    """The proxy ``requests`` would use for ``url`` (from the environment), if any."""
+    proxies = requests.utils.get_environ_proxies(url)
+    return requests.utils.select_proxy(url, proxies)
 
 
 @contextlib.contextmanager

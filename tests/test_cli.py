@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+
+import rawchat
 
 from .conftest import KEY
 
@@ -136,3 +139,153 @@ def test_no_command_prints_help_and_exits_2():
 
 def test_usage_errors_exit_2():
     assert run("ask", "--temperature", "hot", "x").returncode == 2
+
+
+# -- the debugging commands -------------------------------------------------------
+
+
+def configured(sim, **extra):
+    return dict({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": sim.base_url}, **extra)
+
+
+def test_trace_shows_the_exchange_on_stderr_and_the_answer_on_stdout(sim):
+    result = run("--trace", "ask", "--max-tokens", "2", "hi", env=configured(sim))
+    assert result.stdout == "Hello from\n"
+    err = masked(result.stderr)
+    assert "#1 > POST http://127.0.0.1:PORT/v1/chat/completions HTTP/1.1" in err
+    assert "#1 > Authorization: Bearer ...cdef" in err
+    assert "data: [DONE]\\n\\n" in err
+    assert KEY not in result.stderr
+
+
+def test_trace_file_and_har_are_written(sim, tmp_path):
+    trace, har = tmp_path / "t.jsonl", tmp_path / "t.har"
+    result = run("--trace-file", str(trace), "--har", str(har), "ask", "hi", env=configured(sim))
+    assert result.returncode == 0
+    events = [json.loads(line)["event"] for line in trace.read_text().splitlines()]
+    assert events[:2] == ["request", "response"] and events[-1] == "end"
+    assert json.loads(har.read_text())["log"]["entries"][0]["response"]["status"] == 200
+    assert KEY not in trace.read_text() + har.read_text()
+
+
+def test_curl_prints_a_command_with_the_key_variable():
+    result = run("--profile", "deepseek", "curl", "--no-stream", "-s", "Be brief.", "it's")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[:2] == [
+        "curl 'https://api.deepseek.com/v1/chat/completions' \\",
+        '  -H "Authorization: Bearer $DEEPSEEK_API_KEY" \\',
+    ]
+    assert result.stdout.rstrip().endswith(
+        """-d '{"model":"deepseek-chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"it'\\''s"}]}'"""
+    )
+
+
+def test_replay_reports_events_and_exits_1_on_faults(tmp_path):
+    capture = tmp_path / "cap.sse"
+    capture.write_bytes(b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\r\n\r\n')
+    result = run("replay", str(capture))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "capture: 60 bytes, 1 events, 0 comments, line endings: 2 CRLF",
+        "  #1    content='Hi'",
+        "assembled: finish_reason=None",
+        "  content: Hi",
+        "faults: 2",
+        "  - no data: [DONE] at the end",
+        "  - no finish_reason: the answer may be truncated",
+    ]
+
+
+def test_replay_reads_stdin_and_exits_0_on_a_clean_capture():
+    data = b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    result = subprocess.run(
+        [sys.executable, "-m", "rawchat", "replay", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout.decode().splitlines()[-1] == "faults: none"
+
+
+def test_replay_of_a_missing_file_is_a_usage_error():
+    result = run("replay", "/nonexistent/cap.sse")
+    assert result.returncode == 2
+    assert "cannot read /nonexistent/cap.sse: No such file or directory" in result.stderr
+
+
+def test_doctor_passes_against_the_simulator(sim):
+    result = run("doctor", env=configured(sim))
+    assert result.returncode == 0
+    steps = [line.split()[:2] for line in result.stdout.splitlines()[:-1]]
+    assert steps == [
+        ["ok", "configuration"],
+        ["ok", "DNS"],
+        ["ok", "TCP"],
+        ["skip", "TLS"],
+        ["ok", "authentication"],
+        ["ok", "model"],
+        ["ok", "streaming"],
+    ]
+    assert result.stdout.splitlines()[-1] == "all checks passed"
+
+
+def test_doctor_exit_codes_tell_network_from_api_from_configuration(sim):
+    assert (
+        run(
+            "doctor", env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+        ).returncode
+        == 3
+    )
+    assert run("doctor", "-m", "gpt-9", env=configured(sim)).returncode == 1
+    assert run("--profile", "deepseek", "doctor").returncode == 2
+
+
+def test_serve_refuses_an_unknown_fault():
+    result = run("serve", "--port", "0", "--fault", "teapot")
+    assert result.returncode == 2
+    assert "unknown fault 'teapot'" in result.stderr
+
+
+def test_serve_answers_with_its_faults():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawchat", "serve", "--port", "0", "--fault", "503"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", process.stderr.readline()).group(0)
+        client = rawchat.Client(KEY, url, sleep=lambda s: None)
+        assert (
+            client.chat([{"role": "user", "content": "x"}], model="gpt-4o-mini").retries_taken == 1
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_demo_walks_through_four_scenes():
+    result = run("demo")
+    assert result.returncode == 0
+    headings = [line for line in result.stdout.splitlines() if line[:2] in ("1.", "2.", "3.", "4.")]
+    assert headings == [
+        "1. The raw request",
+        "2. A streamed answer",
+        "3. A 429 and its backoff",
+        "4. A truncated stream, caught",
+    ]
+    assert "answer after 2 retries" in result.stdout
+    assert "IncompleteStreamError: the stream ended after 6 events" in result.stdout
+
+
+def test_every_command_has_help_with_examples():
+    for command in ("ask", "chat", "curl", "replay", "doctor", "models", "serve", "demo"):
+        result = run(command, "--help")
+        assert result.returncode == 0 and "examples:" in result.stdout, command
+
+
+def test_color_is_off_when_piped_and_on_when_forced(tmp_path):
+    capture = tmp_path / "c.sse"
+    capture.write_bytes(b"data: [DONE]\n\n")
+    assert "\033[" not in run("replay", str(capture)).stdout
+    assert "\033[" in run("--color", "always", "replay", str(capture)).stdout
