@@ -187,3 +187,12 @@ def test_the_server_streams_with_chunked_encoding_over_a_real_socket():
 def test_base_url_needs_a_running_simulator():
     with pytest.raises(RuntimeError, match="not running"):
         Simulator().base_url
+
+
+def test_stats_count_requests_per_key_over_http(sim):
+    import rawchat
+
+    rawchat.Client("sk-test-0123456789abcdef", sim.base_url).models()
+    connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+    connection.request("GET", "/_rawchat/stats")
+    assert json.loads(connection.getresponse().read()) == {"requests": 1, "requests_by_key": {"...cdef": 1}}

@@ -6,7 +6,9 @@ It speaks the server side of the Chat Completions protocol
 events, the usage chunk with empty ``choices`` when
 ``stream_options.include_usage`` is set, then ``data: [DONE]``), and ``GET
 /v1/models``. Failures come back as OpenAI-shaped error bodies with the
-status codes OpenAI uses, so clients meet the real thing.
+status codes OpenAI uses, so clients meet the real thing. ``GET
+/_rawchat/stats`` reports the requests seen, per key fingerprint, so a test
+in any language can count a client's attempts.
 
 No sockets here: ``server.py`` puts these values on the wire. Tests and
 notebooks can call ``handle`` directly.
@@ -125,6 +127,10 @@ class SimulatorApp:
         return self._count
 
     def handle(self, request: SimRequest) -> SimResponse:
+        if request.path == "/_rawchat/stats":  # not an API request: not counted
+            with self._lock:
+                stats = {"requests": self._count, "requests_by_key": dict(self.requests_by_key)}
+            return SimResponse(200, (("Content-Type", "application/json"),), _json(stats))
         key = _key_of(request.headers)
         with self._lock:
             self._count += 1
