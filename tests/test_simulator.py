@@ -195,4 +195,7 @@ def test_stats_count_requests_per_key_over_http(sim):
     rawchat.Client("sk-test-0123456789abcdef", sim.base_url).models()
     connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
     connection.request("GET", "/_rawchat/stats")
-    assert json.loads(connection.getresponse().read()) == {"requests": 1, "requests_by_key": {"...cdef": 1}}
+    assert json.loads(connection.getresponse().read()) == {
+        "requests": 1,
+        "requests_by_key": {"...cdef": 1},
+    }
