@@ -10,6 +10,8 @@ answers and errors     ``response.py``, ``completion.py``, ``errors.py``
 streaming              ``sse.py`` -> ``chunks.py`` -> ``accumulate.py``,
                        tied together in ``stream.py``
 retries                ``retry.py``: RetryPolicy
+conversation memory    ``conversation.py`` (``tokens.py`` counts)
+usage and cost         ``usage.py``: UsageMeter
 the network            ``transport.py`` (the only module importing requests)
 offline server         ``rawchat.simulator``
 command line           ``cli.py``
@@ -26,6 +28,7 @@ from . import errors
 from .client import Client
 from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
 from .config import PROFILES, Settings, Timeout
+from .conversation import Conversation, DropOldest, KeepFirstAndRecent, Summarize, TrimReport
 from .errors import (
     APIConnectionError,
     APIError,
@@ -49,6 +52,7 @@ from .errors import (
 from .retry import RetryPolicy
 from .sse import ServerSentEvent, SSEParser
 from .stream import Stream
+from .usage import UsageMeter
 from .version import __version__
 from .wire import HTTPRequest, HTTPResponse
 
@@ -65,6 +69,8 @@ __all__ = [
     "Completion",
     "ConfigError",
     "ConflictError",
+    "Conversation",
+    "DropOldest",
     "FunctionCall",
     "HTTPRequest",
     "HTTPResponse",
@@ -72,6 +78,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "InvalidResponseError",
+    "KeepFirstAndRecent",
     "Message",
     "NotFoundError",
     "PermissionDeniedError",
@@ -84,10 +91,13 @@ __all__ = [
     "Simulator",
     "Stream",
     "StreamError",
+    "Summarize",
     "Timeout",
     "ToolCall",
+    "TrimReport",
     "UnprocessableEntityError",
     "Usage",
+    "UsageMeter",
     "__version__",
     "errors",
 ]

@@ -38,8 +38,10 @@ from .request import build_chat_request, build_request
 from .response import ErrorContext, completion_from_response, error_from_response
 from .retry import RetryPolicy
 from .stream import Stream
+from .tokens import Calibration, estimate_messages
 from .trace import Trace
 from .transport import StreamingResponse, Transport
+from .usage import UsageMeter
 from .wire import HTTPRequest, HTTPResponse, fingerprint
 
 __all__ = ["Client"]
@@ -56,8 +58,9 @@ class Client:
     is the longest silence allowed between two reads. ``deadline`` bounds a
     whole call, retries and waits included. ``max_retries`` is a shortcut
     for ``retry=RetryPolicy(max_retries=...)``. Pass ``session`` to use your
-    own ``requests.Session`` (proxies, certificates, adapters), and
-    ``trace`` to see every exchange on the wire (``rawchat.trace``).
+    own ``requests.Session`` (proxies, certificates, adapters), ``trace``
+    to see every exchange on the wire (``rawchat.trace``), and ``usage`` to
+    count tokens and cost and enforce budgets (``rawchat.usage``).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class Client:
         session: Optional[requests.Session] = None,
         pool_maxsize: int = 10,
         trace: Optional[Trace] = None,
+        usage: Optional[UsageMeter] = None,
         environ: Optional[Mapping[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -112,6 +116,9 @@ class Client:
         self._clock = clock
         self._wall_clock = wall_clock
         self._random = random
+        self.usage = usage
+        #: Per-model correction of token estimates, from the usage servers report.
+        self.calibration = Calibration()
         self.transport = Transport(session, pool_maxsize=pool_maxsize, clock=clock, trace=trace)
 
     def __repr__(self) -> str:
@@ -152,10 +159,13 @@ class Client:
         request = build_chat_request(
             self.settings, messages, model=model, extra_headers=extra_headers, **params
         )
-        call = _Call(self, request, model or self.settings.model)
+        model = model or self.settings.model
+        estimate = self._before(model, request, params)
+        call = _Call(self, request, model)
         response = call.send()
-        completion = completion_from_response(response)
-        return replace(completion, retries_taken=call.retries)
+        completion = replace(completion_from_response(response), retries_taken=call.retries)
+        self._after(model, estimate, completion)
+        return completion
 
     def stream(
         self,
@@ -164,13 +174,15 @@ class Client:
         model: Optional[str] = None,
         include_usage: bool = True,
         extra_headers: Optional[Mapping[str, str]] = None,
+        on_complete: Optional[Callable[[Completion], None]] = None,
         **params: Any,
     ) -> Stream:
         """Send ``messages`` with ``stream: true``; returns a ``Stream``.
 
         The request goes out when the ``with`` block is entered (or on first
         iteration). ``include_usage=False`` stops asking for the final usage
-        chunk, for servers that reject ``stream_options``.
+        chunk, for servers that reject ``stream_options``. ``on_complete`` is
+        called with the ``Completion`` once the stream has ended properly.
         """
         request = build_chat_request(
             self.settings,
@@ -181,12 +193,42 @@ class Client:
             extra_headers=extra_headers,
             **params,
         )
-        call = _Call(self, request, model or self.settings.model)
+        model = model or self.settings.model
+        estimate = self._before(model, request, params)
+
+        def finished(completion: Completion) -> None:
+            self._after(model, estimate, completion)
+            if on_complete is not None:
+                on_complete(completion)
+
+        call = _Call(self, request, model)
         return Stream(
             lambda failure: (call.open_stream(failure), call.retries),
             clock=self._clock,
             deadline=call.deadline_at,
+            on_complete=finished,
         )
+
+    def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
+        """Estimated prompt tokens, corrected by what this model's usage has shown."""
+        count = estimate_messages(messages, tools=tools, model=model)
+        return self.calibration.correct(model, count)
+
+    def _before(self, model: str, request: HTTPRequest, params: Mapping[str, Any]) -> int:
+        body = request.json()
+        raw = estimate_messages(body["messages"], tools=body.get("tools"), model=model)
+        if self.usage is not None:
+            cap = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+            self.usage.check(model, self.calibration.correct(model, raw), int(cap))
+        return raw
+
+    def _after(self, model: str, estimate: int, completion: Completion) -> None:
+        if completion.usage is None:
+            return
+        self.calibration.observe(model, estimate, completion.usage.prompt_tokens)
+        if self.usage is not None:
+            key = fingerprint(self.settings.api_key) if self.settings.api_key else ""
+            self.usage.record(completion.model or model, completion.usage, key)
 
     def models(self) -> List[Dict[str, Any]]:
         """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""

@@ -10,6 +10,8 @@ The tree (everything rawchat raises on purpose is a ``RawchatError``)::
     RawchatError
     ├── ConfigError                  bad local settings (key, base URL, profile)
     ├── InvalidRequestError          a request we refuse to send (bad messages)
+    │   └── ContextOverflowError     it cannot be made to fit the context window
+    ├── BudgetExceededError          a usage budget would be crossed
     └── APIError                     something went wrong talking to the server
         ├── APIConnectionError       no usable HTTP response (DNS, TCP, TLS, proxy)
         │   └── APITimeoutError      connect or read timeout, or the deadline
@@ -44,8 +46,10 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigError",
     "ConflictError",
+    "ContextOverflowError",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidRequestError",
@@ -84,6 +88,14 @@ class ConfigError(RawchatError, ValueError):
 
 class InvalidRequestError(RawchatError, ValueError):
     """The request would be rejected by any server, so it is not sent."""
+
+
+class ContextOverflowError(InvalidRequestError):
+    """Even trimmed, the conversation does not fit the model's context window."""
+
+
+class BudgetExceededError(RawchatError):
+    """The request would take usage past a budget set on the ``UsageMeter``."""
 
 
 class APIError(RawchatError):

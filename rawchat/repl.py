@@ -1,25 +1,25 @@
 """``rawchat chat``: a multi-turn conversation in the terminal.
 
-The model keeps no state between requests: every turn resends the whole
-history (https://platform.openai.com/docs/guides/conversation-state). The
-REPL keeps that history, commits a turn only when its answer arrived whole,
-and leaves it untouched when an answer fails or is cancelled with Ctrl-C.
+The model keeps no state between requests: every turn resends the history
+(https://platform.openai.com/docs/guides/conversation-state). The REPL holds
+it in a ``Conversation``, which trims it to the model's context window,
+commits a turn only when its answer arrived whole, and leaves it untouched
+when an answer fails or is cancelled with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import IO, Any, Callable, Dict, List, Optional
+from typing import IO, Callable, Optional
 
 from .cli import EXIT_OK, request_params
 from .client import Client
-from .console import Style, print_error, typewrite
+from .console import Style, print_error
+from .conversation import Conversation
 from .errors import APIError, InvalidRequestError
-from .request import validate_messages
-from .storage import atomic_write
 from .trace import MultiTrace, TextTrace, Trace
+from .usage import UsageMeter
 
 __all__ = ["Repl"]
 
@@ -28,7 +28,7 @@ HELP = """\
 /system [TEXT]    show or set the system prompt
 /save FILE        save the conversation as JSON
 /load FILE        load a saved conversation
-/usage            tokens used in this session
+/usage            tokens and estimated cost of this session
 /trace on|off     show every exchange on the wire
 /exit             quit (also Ctrl-D); Ctrl-C cancels the current answer"""
 
@@ -46,19 +46,13 @@ class Repl:
         err: IO[str] = sys.stderr,
     ) -> None:
         self.client = client
+        if client.usage is None:
+            client.usage = UsageMeter()
         self.params = request_params(args)
-        self.system: Optional[str] = args.system
-        self.history: List[Dict[str, Any]] = []
+        self.conversation = Conversation(system=args.system)
         self.input, self.out, self.err = input, out, err
         self.style = Style(err, args.color)
         self.base_trace: Optional[Trace] = client.transport.trace
-        self.usage = {"requests": 0, "prompt": 0, "completion": 0, "cached": 0, "reasoning": 0}
-
-    @property
-    def messages(self) -> List[Dict[str, Any]]:
-        """What the next request sends before the new user message."""
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        return system + self.history
 
     def say(self, text: str) -> None:
         print(self.style.dim(text), file=self.err)
@@ -81,54 +75,56 @@ class Repl:
             self.turn(text)
 
     def turn(self, text: str) -> None:
-        messages = [*self.messages, {"role": "user", "content": text}]
+        """One question and its streamed answer; the conversation commits it on success."""
         try:
-            completion = typewrite(self.client, messages, self.params, self.out)
+            with self.conversation.stream(self.client, text, **self.params) as stream:
+                try:
+                    for delta in stream.text():
+                        self.out.write(delta)
+                        self.out.flush()
+                finally:
+                    self.out.write("\n")
+                    self.out.flush()
         except KeyboardInterrupt:
             self.say("(answer cancelled; the conversation is as before)")
-            return
         except APIError as exc:
             print_error(exc, self.style, self.err)
-            return
-        # Committed only now: a failed or cancelled answer leaves no half-turn.
-        self.history += [messages[-1], completion.message.to_dict()]
-        if completion.usage is not None:
-            usage = completion.usage
-            self.usage["prompt"] += usage.prompt_tokens
-            self.usage["completion"] += usage.completion_tokens
-            self.usage["cached"] += usage.cached_tokens
-            self.usage["reasoning"] += usage.reasoning_tokens
-        self.usage["requests"] += 1
+        except InvalidRequestError as exc:  # e.g. the message alone overflows the window
+            print_error(exc, self.style, self.err)
 
     def command(self, text: str) -> Optional[bool]:
         name, _, argument = text.partition(" ")
         argument = argument.strip()
+        conversation = self.conversation
         if name in ("/exit", "/quit"):
             return False
         if name == "/help":
             print(HELP, file=self.err)
         elif name == "/reset":
-            self.history = []
+            conversation.reset()
             self.say("(conversation cleared)")
         elif name == "/system":
             if argument:
-                self.system = argument
+                conversation.system = argument
                 self.say("(system prompt set)")
             else:
-                self.say(f"system prompt: {self.system!r}")
+                self.say(f"system prompt: {conversation.system!r}")
         elif name == "/save" and argument:
-            data = {"format": "rawchat.chat/1", "messages": self.messages}
-            atomic_write(argument, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-            self.say(f"(saved {len(self.messages)} messages to {argument})")
+            conversation.save(argument)
+            self.say(f"(saved {len(conversation.messages)} messages to {argument})")
         elif name == "/load" and argument:
-            self.load(argument)
+            try:
+                self.conversation = Conversation.load(argument)
+            except InvalidRequestError as exc:
+                print_error(exc, self.style, self.err)
+            else:
+                self.say(f"(loaded {len(self.conversation.messages)} messages from {argument})")
         elif name == "/usage":
-            u = self.usage
-            self.say(
-                f"{u['requests']} answers; tokens: {u['prompt']} prompt ({u['cached']} cached), "
-                f"{u['completion']} completion ({u['reasoning']} reasoning), "
-                f"{u['prompt'] + u['completion']} total"
-            )
+            assert self.client.usage is not None
+            self.say(self.client.usage.report())
+            if conversation.last_trim is not None and conversation.last_trim.dropped_messages:
+                trim = conversation.last_trim
+                self.say(f"(trimmed: {trim.dropped_messages} older messages not sent)")
         elif name == "/trace" and argument in ("on", "off"):
             trace: Optional[Trace] = self.base_trace
             if argument == "on":
@@ -139,17 +135,3 @@ class Repl:
         else:
             self.say(f"unknown command {text!r}; /help lists them")
         return None
-
-    def load(self, path: str) -> None:
-        try:
-            with open(path, encoding="utf-8") as saved:
-                data = json.load(saved)
-            messages = data["messages"] if isinstance(data, dict) else data
-            messages = validate_messages(messages)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print_error(InvalidRequestError(f"cannot load {path}: {exc}"), self.style, self.err)
-            return
-        system = [m for m in messages if m.get("role") == "system"]
-        self.system = system[0].get("content") if system else self.system
-        self.history = [m for m in messages if m.get("role") != "system"]
-        self.say(f"(loaded {len(messages)} messages from {path})")

@@ -38,7 +38,7 @@ def test_each_turn_resends_the_whole_history(client):
     repl, out, _ = drive(client, ["one", "two"], system="Be terse.")
     assert "I received 2 messages" in out.splitlines()[0]
     assert "I received 4 messages" in out.splitlines()[1]
-    assert [m["role"] for m in repl.messages] == [
+    assert [m["role"] for m in repl.conversation.messages] == [
         "system",
         "user",
         "assistant",
@@ -49,7 +49,7 @@ def test_each_turn_resends_the_whole_history(client):
 
 def test_a_failed_answer_leaves_the_history_as_it_was(client):
     repl, _, err = drive(client, ["one"], model="no-such-model")
-    assert repl.history == []
+    assert repl.conversation.messages == []
     assert "404 The model `no-such-model` does not exist" in err
 
 
@@ -71,15 +71,18 @@ def test_ctrl_c_mid_answer_cancels_it_without_a_half_turn(client):
     out = CancelOnFirstWrite()
     repl = Repl(client, args(), input=iter(["one"]).__next__, out=out, err=io.StringIO())
     repl.turn("one")
-    assert repl.history == []
+    assert repl.conversation.messages == []
     repl.turn("two")
-    assert len(repl.history) == 2 and "I received 1 message" in out.getvalue()
+    assert len(repl.conversation.messages) == 2 and "I received 1 message" in out.getvalue()
 
 
 def test_reset_system_usage_and_unknown_commands(client):
     repl, _, err = drive(client, ["hi", "/usage", "/reset", "/system Be kind.", "/system", "/nope"])
-    assert repl.history == [] and repl.system == "Be kind."
-    assert "1 answers; tokens: 8 prompt (0 cached), 18 completion (0 reasoning), 26 total" in err
+    assert repl.conversation.messages == [{"role": "system", "content": "Be kind."}]
+    assert (
+        "total: 1 requests, 8 prompt tokens (0 cached), 18 completion (0 reasoning), $0.000012"
+        in err
+    )
     assert "system prompt: 'Be kind.'" in err
     assert "unknown command '/nope'; /help lists them" in err
 
@@ -88,18 +91,20 @@ def test_save_and_load_round_trip(client, tmp_path):
     path = tmp_path / "chat.json"
     drive(client, ["hi", f"/save {path}"], system="S")
     saved = json.loads(path.read_text(encoding="utf-8"))
-    assert saved["format"] == "rawchat.chat/1"
-    assert [m["role"] for m in saved["messages"]] == ["system", "user", "assistant"]
+    assert saved["format"] == "rawchat.conversation/1"
+    assert [m["role"] for m in saved["threads"]["main"]["messages"]] == ["user", "assistant"]
     repl, _, err = drive(client, [f"/load {path}"])
-    assert repl.system == "S" and len(repl.history) == 2
+    assert repl.conversation.system == "S" and len(repl.conversation.messages) == 3
     assert f"(loaded 3 messages from {path})" in err
 
 
 def test_loading_a_broken_file_says_why_and_keeps_the_conversation(client, tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text('{"messages": [{"role": "robot"}]}')
+    path.write_text(
+        '{"format": "rawchat.conversation/1", "threads": {"main": {"messages": [{"role": "robot"}]}}}'
+    )
     repl, _, err = drive(client, ["hi", f"/load {path}"])
-    assert len(repl.history) == 2
+    assert len(repl.conversation.messages) == 2
     assert "cannot load" in err and "has role 'robot'" in err
 
 
