@@ -182,7 +182,8 @@ class Conversation:
 
     ``context_window`` defaults to the table's value for the model of each
     call; ``reserve`` (room for the reply) to the call's ``max_tokens``, or a
-    quarter of the window up to 4,096 tokens.
+    quarter of the window up to 4,096 tokens. ``counter`` counts the tokens
+    of a text: the heuristic by default, or ``tokens.exact_counter()``.
     """
 
     def __init__(
@@ -193,8 +194,10 @@ class Conversation:
         strategy: Optional[Strategy] = None,
         *,
         model: Optional[str] = None,
+        counter: Optional[Callable[[str], int]] = None,
     ) -> None:
         self.system = system
+        self.counter = counter
         self.context_window = context_window
         self.reserve = reserve
         self.strategy = strategy or DropOldest()
@@ -239,7 +242,7 @@ class Conversation:
         """
         thread = self._current
         thread.messages.append(dict(message))
-        thread.tokens.append(message_tokens(message, counter_for(self.model or "")))
+        thread.tokens.append(message_tokens(message, self.counter or counter_for(self.model or "")))
         thread.pinned.append(pinned)
 
     # -- asking -----------------------------------------------------------------
@@ -294,7 +297,7 @@ class Conversation:
     ) -> Tuple[List[Dict[str, Any]], Callable[[Completion], None]]:
         """The messages to send now, and the function that commits the turn."""
         thread = self._current
-        count = counter_for(model)
+        count = self.counter or counter_for(model)
         validate_messages([*self.messages, *new])  # before anything else: fail early
         messages = thread.messages + new
         tokens = thread.tokens + [message_tokens(m, count) for m in new]
