@@ -12,6 +12,9 @@ streaming              ``sse.py`` -> ``chunks.py`` -> ``accumulate.py``,
 retries                ``retry.py``: RetryPolicy
 conversation memory    ``conversation.py`` (``tokens.py`` counts)
 usage and cost         ``usage.py``: UsageMeter
+resilience             ``keys.py``, ``ratelimit.py``, ``breaker.py``,
+                       ``fallback.py``, ``hooks.py``, tied in ``call.py``
+concurrency            ``batch.py`` (rawchat batch), ``aio.py`` (AsyncClient)
 the network            ``transport.py`` (the only module importing requests)
 offline server         ``rawchat.simulator``
 command line           ``cli.py``
@@ -25,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import errors
+from .breaker import CircuitBreaker, CircuitOpenError
 from .client import Client
 from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
 from .config import PROFILES, Settings, Timeout
@@ -49,6 +53,10 @@ from .errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from .fallback import Fallback, ResponseCache
+from .hooks import Event, Hooks
+from .keys import KeyPool, NoKeyAvailableError
+from .ratelimit import Pacer, PacingDeadlineError, RetryBudget
 from .retry import RetryPolicy
 from .sse import ServerSentEvent, SSEParser
 from .stream import Stream
@@ -65,25 +73,36 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Choice",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Client",
     "Completion",
     "ConfigError",
     "ConflictError",
     "Conversation",
     "DropOldest",
+    "Event",
+    "Fallback",
     "FunctionCall",
     "HTTPRequest",
     "HTTPResponse",
+    "Hooks",
     "IncompleteStreamError",
     "InternalServerError",
     "InvalidRequestError",
     "InvalidResponseError",
     "KeepFirstAndRecent",
+    "KeyPool",
     "Message",
+    "NoKeyAvailableError",
     "NotFoundError",
+    "Pacer",
+    "PacingDeadlineError",
     "PermissionDeniedError",
     "RateLimitError",
     "RawchatError",
+    "ResponseCache",
+    "RetryBudget",
     "RetryPolicy",
     "SSEParser",
     "ServerSentEvent",

@@ -7,6 +7,7 @@
     rawchat doctor                     check configuration, DNS, TCP, TLS, key, model
     rawchat models                     the models the endpoint lists
     rawchat serve                      the simulator, for any client to use
+    rawchat batch in.jsonl out.jsonl   many requests in parallel, resumable
     rawchat demo                       a guided tour against the simulator
 
 ``--trace`` (any command) prints every exchange to stderr: the request with
@@ -36,6 +37,8 @@ from .client import Client
 from .config import PROFILES, Settings
 from .console import Style, print_error, typewrite
 from .errors import APIConnectionError, ConfigError, InvalidRequestError, RawchatError
+from .keys import KeyPool
+from .ratelimit import Pacer, RetryBudget
 from .trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace, Trace
 
 __all__ = [
@@ -91,6 +94,10 @@ COMMAND_EXAMPLES = {
   rawchat serve --fault "429*2,crlf*"    (the fault table: pydoc rawchat.simulator.faults)""",
     "demo": """\
   rawchat demo""",
+    "batch": """\
+  rawchat batch questions.jsonl answers.jsonl --workers 8
+  rawchat batch in.jsonl out.jsonl --rpm 500     (rerun after a crash: it resumes)
+  OPENAI_API_KEYS=sk-a...,sk-b... rawchat batch in.jsonl out.jsonl""",
 }
 
 
@@ -200,7 +207,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", action="append", dest="api_keys", help="accept only this key")
     serve.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between chunks")
     serve.add_argument("--fault", default="", help="a fault script for every request")
+    serve.add_argument("--rpm", type=float, help="rate-limit each key to this many requests/min")
+    serve.add_argument("--burst", type=float, help="requests a key may send at once (--rpm)")
     serve.set_defaults(run=_serve)
+
+    batch = command("batch", "answer a JSON-lines file of requests in parallel, resumably")
+    batch.add_argument("input", help="requests, one JSON object a line")
+    batch.add_argument("output", help="results, in input order (appended to when resuming)")
+    batch.add_argument("--workers", type=int, default=4, help="requests in parallel (4)")
+    batch.add_argument("-m", "--model", help="model for lines that name none")
+    batch.add_argument("--rpm", type=float, help="pace to this many requests per minute per key")
+    batch.add_argument("--tpm", type=float, help="pace to this many tokens per minute per key")
+    batch.set_defaults(run=_batch)
 
     demo = command("demo", "a guided tour of the protocol against the simulator")
     demo.set_defaults(run=_demo)
@@ -239,6 +257,8 @@ def client_for(args: argparse.Namespace, *, simulator_ok: bool = False, **extra:
     if args.timeout is not None:
         options["timeout"] = (min(10.0, args.timeout), args.timeout)
     options.update(extra)
+    if os.environ.get("OPENAI_API_KEYS", "").strip() and "keys" not in options:
+        options["keys"] = KeyPool.from_env(os.environ)
     if simulator_ok and _nothing_configured(args):
         from .simulator import Simulator
 
@@ -409,7 +429,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         sim = Simulator(
             args.host, args.port, api_keys=args.api_keys, chunk_interval=args.chunk_interval,
-            faults=args.fault, verbose=True,
+            faults=args.fault, requests_per_minute=args.rpm, burst=args.burst, verbose=True,
         ).bind()  # fmt: skip
     except FaultError as exc:
         raise ConfigError(
@@ -425,6 +445,21 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
     return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    pacer = None
+    if args.rpm or args.tpm:
+        # A burst of one request per worker: paced evenly, not a minute's worth at once.
+        pacer = Pacer(args.rpm, args.tpm, burst=args.workers)
+    with client_for(args, pacer=pacer, retry_budget=RetryBudget()) as client:
+        summary = run_batch(
+            client, args.input, args.output, workers=args.workers, model=args.model,
+            progress=sys.stderr,
+        )  # fmt: skip
+    return EXIT_OK if summary.errors == 0 else EXIT_API
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,52 +1,62 @@
-"""``Client``: the protocol core, the transport and the retry policy, glued.
+"""``Client``: the protocol core, the transport and the policies, glued.
 
 One call, end to end (https://platform.openai.com/docs/api-reference/chat)::
 
     build_chat_request()      request.py    messages -> HTTPRequest
-    Transport.open()          transport.py  HTTPRequest -> status + headers
-      4xx/5xx -> error_from_response()      response.py   -> typed error
-      RetryPolicy.decide()    retry.py      retry after a delay, or raise
+    Call                      call.py       attempts: keys, pacing, breaker, retries
+      Transport.open()        transport.py  HTTPRequest -> status + headers
+      error_from_response()   response.py   4xx/5xx -> typed error
     completion_from_response()              response.py   body -> Completion
     Stream                    stream.py     bytes -> chunks -> Completion
 
+When the endpoint fails for good, the ``fallbacks`` are tried in order, and
+at last the response ``cache`` (``fallback.py``). A ``Client`` is safe to
+share across threads: one pooled ``requests.Session``, and every policy
+keeps its state behind a lock.
+
 Time and chance come in from outside (``sleep``, ``clock``, ``wall_clock``,
-``random``), so tests run a whole retry schedule without waiting.
+``random``), so tests run whole schedules without waiting.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import random as _random
+import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
+from .breaker import CircuitBreaker, CircuitOpenError
+from .call import Call
 from .completion import Completion
-from .config import DEFAULT_TIMEOUT, PROFILES, Settings, Timeout, TimeoutLike
+from .config import DEFAULT_TIMEOUT, PROFILES, Settings, TimeoutLike
 from .errors import (
     APIConnectionError,
     APIError,
-    APIStatusError,
-    APITimeoutError,
     ConfigError,
+    InternalServerError,
     InvalidRequestError,
     InvalidResponseError,
+    RateLimitError,
 )
+from .fallback import Fallback, ResponseCache, cache_key
+from .hooks import Hooks
+from .keys import KeyPool, NoKeyAvailableError
+from .ratelimit import Pacer, RetryBudget
 from .request import build_chat_request, build_request
-from .response import ErrorContext, completion_from_response, error_from_response
+from .response import completion_from_response, parse_completion
 from .retry import RetryPolicy
 from .stream import Stream
 from .tokens import Calibration, estimate_messages
 from .trace import Trace
-from .transport import StreamingResponse, Transport
+from .transport import Transport
 from .usage import UsageMeter
-from .wire import HTTPRequest, HTTPResponse, fingerprint
+from .wire import Headers, HTTPRequest, HTTPResponse, fingerprint
 
 __all__ = ["Client"]
-
-log = logging.getLogger("rawchat")
 
 
 class Client:
@@ -61,6 +71,14 @@ class Client:
     own ``requests.Session`` (proxies, certificates, adapters), ``trace``
     to see every exchange on the wire (``rawchat.trace``), and ``usage`` to
     count tokens and cost and enforce budgets (``rawchat.usage``).
+
+    Resilience, each optional: ``keys`` (a ``KeyPool``, or a list of keys)
+    for failover between keys; ``pacer`` to stay under rate limits;
+    ``breaker`` (a ``CircuitBreaker``, or True for the defaults);
+    ``retry_budget`` against retry storms; ``fallbacks`` (``Fallback``
+    endpoints or models, tried in order); ``cache`` (a ``ResponseCache``)
+    to answer, marked degraded, when everything is down; ``hooks`` to
+    observe it all.
     """
 
     def __init__(
@@ -82,12 +100,23 @@ class Client:
         pool_maxsize: int = 10,
         trace: Optional[Trace] = None,
         usage: Optional[UsageMeter] = None,
+        keys: Any = None,
+        pacer: Optional[Pacer] = None,
+        breaker: Any = None,
+        retry_budget: Optional[RetryBudget] = None,
+        fallbacks: Sequence[Fallback] = (),
+        cache: Optional[ResponseCache] = None,
+        hooks: Optional[Hooks] = None,
         environ: Optional[Mapping[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
     ) -> None:
+        if keys is not None and not isinstance(keys, KeyPool):
+            keys = KeyPool(keys)
+        if keys is not None and api_key is None and keys.keys:
+            api_key = keys.keys[0].key  # for settings; each attempt picks from the pool
         self.settings = Settings.resolve(
             api_key,
             base_url,
@@ -119,7 +148,40 @@ class Client:
         self.usage = usage
         #: Per-model correction of token estimates, from the usage servers report.
         self.calibration = Calibration()
+        self._calibration_lock = threading.Lock()
+        self.keys: Optional[KeyPool] = keys
+        self.pacer = pacer
+        if breaker is True:
+            breaker = CircuitBreaker(self.settings.base_url)
+        self.breaker: Optional[CircuitBreaker] = breaker or None
+        self.retry_budget = retry_budget
+        self.cache = cache
+        self.hooks = hooks or Hooks()
         self.transport = Transport(session, pool_maxsize=pool_maxsize, clock=clock, trace=trace)
+        self.fallbacks: List[Tuple[Client, Optional[str]]] = []
+        for fallback in fallbacks:
+            target = self
+            if not fallback.same_endpoint:
+                target = Client(
+                    fallback.api_key,
+                    fallback.base_url,
+                    profile=fallback.profile,
+                    max_retries=self.retry.max_retries,
+                    timeout=timeout,
+                    deadline=deadline,
+                    breaker=CircuitBreaker(fallback.base_url or "fallback")
+                    if self.breaker
+                    else None,
+                    trace=trace,
+                    usage=usage,
+                    hooks=self.hooks,
+                    environ=environ,
+                    sleep=sleep,
+                    clock=clock,
+                    wall_clock=wall_clock,
+                    random=random,
+                )
+            self.fallbacks.append((target, fallback.model))
 
     def __repr__(self) -> str:
         key = fingerprint(self.settings.api_key) if self.settings.api_key else None
@@ -156,16 +218,65 @@ class Client:
                 "chat() returns a whole answer; 'stream' is not one of its parameters",
                 hint="call client.stream(...) for a streamed answer",
             )
+        model = model or self.settings.model
+        failure: Optional[APIError] = None
+        for target, target_model, degraded in self._targets(model):
+            try:
+                completion = target._chat_once(messages, target_model, extra_headers, params)
+            except _FALL_THROUGH as exc:
+                failure = failure or exc
+                self._degrade(target_model, exc)
+                continue
+            completion = replace(completion, degraded=degraded)
+            if self.cache is not None and not degraded:
+                self.cache.put(cache_key(model, list(messages), params), completion)
+            return completion
+        return self._from_cache(model, messages, params, failure)
+
+    def _chat_once(
+        self,
+        messages: Sequence[Any],
+        model: str,
+        extra_headers: Optional[Mapping[str, str]],
+        params: Mapping[str, Any],
+    ) -> Completion:
         request = build_chat_request(
             self.settings, messages, model=model, extra_headers=extra_headers, **params
         )
-        model = model or self.settings.model
         estimate = self._before(model, request, params)
-        call = _Call(self, request, model)
+        call = Call(self, request, model, self.calibration.correct(model, estimate))
         response = call.send()
         completion = replace(completion_from_response(response), retries_taken=call.retries)
-        self._after(model, estimate, completion)
+        self._after(model, estimate, completion, call.key_label)
         return completion
+
+    def _targets(self, model: str) -> List[Tuple[Client, str, bool]]:
+        """This endpoint, then each fallback: (client, model, whether degraded)."""
+        targets = [(self, model, False)]
+        targets += [
+            (client, fallback_model or model, True) for client, fallback_model in self.fallbacks
+        ]
+        return targets
+
+    def _degrade(self, model: str, error: APIError) -> None:
+        self.hooks.emit("degraded", model=model, error=error, detail="trying the next fallback")
+
+    def _cached(
+        self, model: str, messages: Sequence[Any], params: Mapping[str, Any], failure: Any
+    ) -> Dict[str, Any]:
+        """The cached answer to this request, or ``failure`` raised."""
+        cached = self.cache.get(cache_key(model, list(messages), params)) if self.cache else None
+        if cached is None:
+            raise failure
+        self.hooks.emit("degraded", model=model, error=failure, detail="answered from the cache")
+        return cached
+
+    def _from_cache(
+        self, model: str, messages: Sequence[Any], params: Mapping[str, Any], failure: Any
+    ) -> Completion:
+        return replace(
+            parse_completion(self._cached(model, messages, params, failure)), degraded=True
+        )
 
     def stream(
         self,
@@ -183,31 +294,72 @@ class Client:
         iteration). ``include_usage=False`` stops asking for the final usage
         chunk, for servers that reject ``stream_options``. ``on_complete`` is
         called with the ``Completion`` once the stream has ended properly.
+        Fallbacks are tried while no content has arrived.
         """
-        request = build_chat_request(
-            self.settings,
-            messages,
-            model=model,
-            stream=True,
-            include_usage=include_usage,
-            extra_headers=extra_headers,
-            **params,
-        )
         model = model or self.settings.model
-        estimate = self._before(model, request, params)
+        # Built now only to refuse bad messages at once; each target builds its own.
+        build_chat_request(self.settings, messages, model=model, stream=True, **params)
+        targets = iter(self._targets(model))
+        state: Dict[str, Any] = {}
 
-        def finished(completion: Completion) -> None:
-            self._after(model, estimate, completion)
+        def open_next(failure: Optional[APIError]) -> Tuple[Any, int]:
+            if failure is not None and state.get("call") is not None:
+                try:  # the current target's own retries first
+                    return state["call"].open_stream(failure), state["call"].retries
+                except _FALL_THROUGH as exc:
+                    failure = exc
+                    self._degrade(state["model"], exc)
+            for target, target_model, degraded in targets:
+                request = build_chat_request(
+                    target.settings,
+                    messages,
+                    model=target_model,
+                    stream=True,
+                    include_usage=include_usage,
+                    extra_headers=extra_headers,
+                    **params,
+                )
+                estimate = target._before(target_model, request, params)
+                call = Call(
+                    target,
+                    request,
+                    target_model,
+                    target.calibration.correct(target_model, estimate),
+                )
+                state.update(
+                    call=call,
+                    target=target,
+                    model=target_model,
+                    estimate=estimate,
+                    degraded=degraded,
+                )
+                try:
+                    return call.open_stream(), call.retries
+                except _FALL_THROUGH as exc:
+                    failure = failure or exc
+                    self._degrade(target_model, exc)
+            cached = self._cached(model, messages, params, failure)
+            state.update(degraded=True, call=None)
+            return _CachedSource(cached), 0
+
+        def finished(completion: Completion) -> Completion:
+            if state.get("call") is not None:
+                target = state["target"]
+                target._after(
+                    state["model"], state["estimate"], completion, state["call"].key_label
+                )
+            if self.cache is not None and not state.get("degraded"):
+                self.cache.put(cache_key(model, list(messages), params), completion)
             if on_complete is not None:
-                on_complete(completion)
+                on_complete(replace(completion, degraded=bool(state.get("degraded"))))
+            return replace(completion, degraded=bool(state.get("degraded")))
 
-        call = _Call(self, request, model)
         return Stream(
-            lambda failure: (call.open_stream(failure), call.retries),
-            clock=self._clock,
-            deadline=call.deadline_at,
-            on_complete=finished,
+            open_next, clock=self._clock, deadline=self._deadline_at(), on_complete=finished
         )
+
+    def _deadline_at(self) -> Optional[float]:
+        return self._clock() + self.deadline if self.deadline is not None else None
 
     def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
         """Estimated prompt tokens, corrected by what this model's usage has shown."""
@@ -222,12 +374,15 @@ class Client:
             self.usage.check(model, self.calibration.correct(model, raw), int(cap))
         return raw
 
-    def _after(self, model: str, estimate: int, completion: Completion) -> None:
+    def _after(self, model: str, estimate: int, completion: Completion, key: str) -> None:
         if completion.usage is None:
             return
-        self.calibration.observe(model, estimate, completion.usage.prompt_tokens)
+        with self._calibration_lock:
+            self.calibration.observe(model, estimate, completion.usage.prompt_tokens)
+        if self.pacer is not None:
+            self.pacer.correct(key, self.calibration.correct(model, estimate),
+                               completion.usage.total_tokens, self._clock())  # fmt: skip
         if self.usage is not None:
-            key = fingerprint(self.settings.api_key) if self.settings.api_key else ""
             self.usage.record(completion.model or model, completion.usage, key)
 
     def models(self) -> List[Dict[str, Any]]:
@@ -245,128 +400,31 @@ class Client:
         ``path`` is relative to the base URL (``"/embeddings"``); ``json`` is
         the body. Returns the whole ``HTTPResponse``; 4xx/5xx raise.
         """
-        return _Call(self, build_request(self.settings, method, path, json), None).send()
+        return Call(self, build_request(self.settings, method, path, json), None).send()
 
 
-class _Call:
-    """One logical call: its attempts, retries and deadline."""
+# Failures that are the endpoint's, not the request's: worth another endpoint.
+_FALL_THROUGH = (
+    APIConnectionError,
+    InternalServerError,
+    RateLimitError,
+    CircuitOpenError,
+    NoKeyAvailableError,
+)
 
-    def __init__(self, client: Client, request: HTTPRequest, model: Optional[str]) -> None:
-        self.client = client
-        self.request = request
-        self.model = model
-        self.retries = 0
-        self.history: List[tuple] = []
-        self.started = client._clock()
-        self.deadline_at = self.started + client.deadline if client.deadline is not None else None
 
-    def send(self) -> HTTPResponse:
-        """Attempts until a 2xx response is read whole, or the policy gives up."""
-        while True:
-            source = self._attempt()
-            if isinstance(source, APIError):
-                self._after_failure(source)
-                continue
-            try:
-                body = source.read()
-            except APIConnectionError as exc:
-                self._after_failure(exc)
-                continue
-            return source.response(body, self.client._clock() - source.started)
+class _CachedSource:
+    """A cached answer, shaped like a response for ``Stream`` to read."""
 
-    def open_stream(self, failure: Optional[APIError] = None) -> StreamingResponse:
-        """Attempts until a 2xx response's headers are in; the body is unread."""
-        if failure is not None:
-            self._after_failure(failure)
-        while True:
-            source = self._attempt(stream=True)
-            if not isinstance(source, APIError):
-                return source
-            self._after_failure(source)
+    status_code = 200
+    url = "cache"
 
-    def _attempt(self, stream: bool = False) -> Any:
-        """One request: a 2xx source, or the error it ended in (not raised)."""
-        client = self.client
-        log.debug(
-            "%s %s (attempt %d)",
-            self.request.method,
-            self.request.url,
-            self.retries + 1,
-        )
-        try:
-            source = client.transport.open(self.request, self._timeout())
-            if source.status_code < 300:
-                return source
-            body = source.read()
-        except APIConnectionError as exc:
-            return exc
-        response = source.response(body, client._clock() - source.started)
-        settings = client.settings
-        return error_from_response(
-            response,
-            ErrorContext(
-                key=settings.api_key,
-                key_source=settings.key_source,
-                key_variable=settings.key_variable,
-                model=self.model,
-                profile=settings.profile,
-                now=client._wall_clock(),
-            ),
-        )
+    def __init__(self, data: Dict[str, Any]) -> None:
+        self.headers = Headers({"content-type": "application/json"})
+        self._body = json.dumps(data).encode("utf-8")
 
-    def _timeout(self) -> Timeout:
-        timeout = self.client.settings.timeout
-        if self.deadline_at is None:
-            return timeout
-        left = self.deadline_at - self.client._clock()
-        if left <= 0:
-            raise APITimeoutError(
-                f"the call's deadline of {self.client.deadline:g} s has passed",
-                hint="raise Client(deadline=...) or lower max_retries",
-            )
-        return Timeout(min(timeout.connect, left), min(timeout.read, left))
+    def read(self) -> bytes:
+        return self._body
 
-    def _after_failure(self, error: APIError) -> None:
-        """Sleep before the next attempt, or raise ``error`` with its history."""
-        client = self.client
-        status = error.status_code if isinstance(error, APIStatusError) else None
-        headers = error.headers if isinstance(error, APIStatusError) else {}
-        time_left = None
-        if self.deadline_at is not None:
-            time_left = self.deadline_at - client._clock()
-        decision = client.retry.decide(
-            self.retries,
-            status=status,
-            headers=headers,
-            code=getattr(error, "code", None),
-            rand=client._random(),
-            now=client._wall_clock(),
-            time_left=time_left,
-        )
-        what = f"{status}" if status is not None else type(error).__name__
-        self.history.append((self.retries + 1, what, decision.delay if decision.retry else 0.0))
-        if not decision.retry:
-            error.attempts = tuple(self.history)
-            if decision.server_wait is not None and isinstance(error, APIStatusError):
-                # Too long to sleep through: say so, and leave the wait to the caller.
-                error.retry_after = decision.server_wait
-                error.hint = f"{error.hint}; not retried: {decision.reason}".lstrip("; ")
-            log.info(
-                "%s %s failed (%s); not retrying: %s",
-                self.request.method,
-                self.request.url,
-                what,
-                decision.reason,
-            )
-            raise error
-        log.info(
-            "%s %s failed (%s); retry %d of %d in %.2f s",
-            self.request.method,
-            self.request.url,
-            what,
-            self.retries + 1,
-            client.retry.max_retries,
-            decision.delay,
-        )
-        client._sleep(decision.delay)
-        self.retries += 1
+    def close(self) -> None:
+        pass

@@ -128,6 +128,8 @@ class Completion:
     many retries the client made before this answer; ``elapsed`` the seconds
     from sending the request to the end of the body; ``raw`` the decoded
     JSON (for a stream: the last chunk seen, with assembled choices).
+    ``degraded`` is set when the answer came from a fallback or the cache
+    instead of the endpoint and model that were asked.
     """
 
     id: str = ""
@@ -139,6 +141,7 @@ class Completion:
     request_id: Optional[str] = None
     retries_taken: int = 0
     elapsed: float = 0.0
+    degraded: bool = False
     headers: Headers = field(default_factory=Headers, repr=False, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .config import Settings
 from .errors import InvalidRequestError
 from .version import __version__
-from .wire import HTTPRequest
+from .wire import Headers, HTTPRequest
 
 __all__ = [
     "ROLES",
@@ -133,6 +134,15 @@ def headers_for(
         headers = [(n, v) for n, v in headers if n.lower() not in names]
         headers.extend((str(n), str(v)) for n, v in extra.items())
     return headers
+
+
+def with_api_key(request: HTTPRequest, settings: Settings, key: str) -> HTTPRequest:
+    """The same request, authenticated with ``key`` instead (for key pools)."""
+    name, value = (
+        ("api-key", key) if settings.auth == "api-key" else ("Authorization", f"Bearer {key}")
+    )
+    headers = [(n, v) for n, v in request.headers.items() if n.lower() != name.lower()]
+    return replace(request, headers=Headers([(name, value), *headers]))
 
 
 def encode_json(body: Any) -> bytes:

@@ -115,7 +115,7 @@ class Stream:
         *,
         clock: Callable[[], float],
         deadline: Optional[float] = None,
-        on_complete: Optional[Callable[[Completion], None]] = None,
+        on_complete: Optional[Callable[[Completion], Any]] = None,
     ) -> None:
         self._opener = opener
         self._clock = clock
@@ -225,7 +225,10 @@ class Stream:
             elapsed=self._clock() - self.started,
         )
         if self._on_complete is not None:
-            self._on_complete(self._completion)
+            # The callback may hand back an amended completion (e.g. marked degraded).
+            amended = self._on_complete(self._completion)
+            if isinstance(amended, Completion):
+                self._completion = amended
 
     def _read_source(self) -> Iterator[Chunk]:
         decoder = self._decoder

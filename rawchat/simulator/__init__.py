@@ -29,7 +29,8 @@ class Simulator:
 
     ``api_keys`` limits the accepted keys (default: any non-empty key);
     ``chunk_interval`` spaces streamed chunks, to watch a typewriter;
-    ``faults`` is a fault script for every request (see ``faults.py``).
+    ``faults`` is a fault script for every request (see ``faults.py``);
+    ``requests_per_minute`` (and ``burst``) rate-limit each key.
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class Simulator:
         models: Sequence[str] = MODELS,
         chunk_interval: float = 0.0,
         faults: str = "",
+        requests_per_minute: Optional[float] = None,
+        burst: Optional[float] = None,
         verbose: bool = False,
     ) -> None:
         self.app = SimulatorApp(
@@ -49,6 +52,9 @@ class Simulator:
             clock=time.time,
             chunk_interval=chunk_interval,
             faults=faults,
+            requests_per_minute=requests_per_minute,
+            burst=burst,
+            monotonic=time.monotonic,
         )
         self._address = (host, port)
         self._verbose = verbose

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..ratelimit import TokenBucket
 from ..sse import encode_event
 from ..wire import Headers, fingerprint
 from .faults import (
@@ -100,6 +101,9 @@ class SimulatorApp:
     for ``created``. ``chunk_interval``: seconds between streamed chunks.
     ``faults``: a fault script (see ``faults.py``) applied to every request,
     on top of any a request asks for in its ``X-Rawchat-Fault`` header.
+    ``requests_per_minute`` limits each key as a provider would (a token
+    bucket holding ``burst`` requests, a minute's worth by default, timed by
+    ``monotonic``) and reports it in ``x-ratelimit-*`` headers.
     """
 
     def __init__(
@@ -110,8 +114,17 @@ class SimulatorApp:
         clock: Callable[[], float] = lambda: 1700000000.0,
         chunk_interval: float = 0.0,
         faults: str = "",
+        requests_per_minute: Optional[float] = None,
+        burst: Optional[float] = None,
+        monotonic: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.faults = parse_faults(faults)
+        self.requests_per_minute = requests_per_minute
+        self.burst = burst
+        self.monotonic = monotonic
+        self._buckets: Dict[str, TokenBucket] = {}
+        #: Requests refused with 429 by the rate limit (not by fault scripts).
+        self.rate_limited = 0
         self._fault_uses: Dict[Tuple[str, str], int] = {}
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.models = tuple(models)
@@ -170,12 +183,50 @@ class SimulatorApp:
         elif "html" in names:
             response = SimResponse(200, (("Content-Type", "text/html"),), HTML_PAGE)
         else:
-            response = self._route(request, key, number, faults)
+            limited, limit_headers = self._rate_limit(fingerprint(key) if key else "none")
+            response = limited or self._route(request, key, number, faults)
+            response = replace(response, headers=response.headers + limit_headers)
         if "delay" in names:
             response = replace(response, delay=float(names["delay"].value or 0))
         if "drop" in names:
             response = replace(response, drop=True)
         return response
+
+    def _rate_limit(self, label: str) -> Tuple[Optional[SimResponse], Tuple[Tuple[str, str], ...]]:
+        """A 429 if ``label``'s bucket is empty, else None; and the headers to add."""
+        rpm = self.requests_per_minute
+        if not rpm:
+            return None, ()
+        now = self.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(label)
+            if bucket is None:
+                bucket = self._buckets[label] = TokenBucket(
+                    self.burst or rpm, rpm / 60.0, updated=now
+                )
+            wait = bucket.wait_for(1, now)
+            if wait <= 0:
+                bucket.take(1, now)
+            remaining = max(0, int(bucket.level))
+            reset = (bucket.capacity - bucket.level) / bucket.rate
+            if wait > 0:
+                self.rate_limited += 1
+        headers = (
+            ("x-ratelimit-limit-requests", f"{rpm:g}"),
+            ("x-ratelimit-remaining-requests", str(remaining)),
+            ("x-ratelimit-reset-requests", f"{reset:.3f}s"),
+        )
+        if wait <= 0:
+            return None, headers
+        response = error_response(
+            429,
+            f"Rate limit reached for requests per min (RPM): Limit {rpm:g}. "
+            f"Please try again in {wait:.3f}s.",
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers=[("retry-after-ms", str(int(wait * 1000) + 1))],
+        )
+        return response, ()
 
     def _route(
         self, request: SimRequest, key: Optional[str], number: int, faults: Tuple[Fault, ...]
