@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import threading
+import typing
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -91,7 +92,7 @@ class ResponseCache:
     def __init__(self, path: Optional[str] = None, *, max_entries: int = 1000) -> None:
         self.path = path
         self.max_entries = max_entries
-        self._memory: OrderedDict[str, Dict[str, Any]] = OrderedDict()
+        self._memory: typing.OrderedDict[str, Dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         if path:
             os.makedirs(path, exist_ok=True)
