@@ -123,9 +123,20 @@ def test_keep_first_and_recent_keeps_the_first_turn(client):
 
 def test_summarize_folds_dropped_turns_into_one_summary_message(client):
     conv = long_conversation(client, Summarize(summary_tokens=40))
-    assert users(conv.last_sent) == ["Be ters", "Summary", "turn 6:", "turn 7:", "turn 8:"]
-    assert conv.last_sent[1]["content"].startswith("Summary of the earlier conversation:\n")
-    assert conv.last_trim.summarized_messages == 4
+    assert users(conv.last_sent) == [
+        "Be ters",
+        "Summary",
+        "turn 4:",
+        "turn 5:",
+        "turn 6:",
+        "turn 7:",
+        "turn 8:",
+    ]
+    assert conv.last_sent[1]["content"] == (
+        "Summary of the earlier conversation:\nThe user asked: turn 1: tell me about topic number 1 ple; "
+        "turn 2: tell me about topic number 2 ple; turn 3: tell me about topic number 3 ple."
+    )
+    assert conv.last_trim.dropped_messages == 6
 
 
 def test_the_summary_is_updated_only_when_more_turns_are_dropped(client):
@@ -134,7 +145,7 @@ def test_the_summary_is_updated_only_when_more_turns_are_dropped(client):
     for i in range(1, 9):
         conv.ask(client, f"turn {i}: tell me about topic number {i} please", model=MODEL)
         summaries.append(conv.last_trim.summarized_messages)
-    assert summaries == [0, 0, 0, 0, 0, 6, 0, 4]
+    assert summaries == [0, 0, 0, 0, 0, 6, 0, 0]
 
 
 def test_trimming_is_sticky_so_the_prompt_prefix_stays_put(client):

@@ -71,8 +71,11 @@ def reply_to(body: Mapping[str, Any], choice: int = 0, *, reason: bool = False) 
     tool_choice = body.get("tool_choice", "auto")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
 
+    system = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
     if last.get("role") == "tool":
         content = f"The tool returned: {_text(last.get('content'))}"
+    elif "summary" in system.lower():
+        content = _summary(_text(last.get("content")))
     elif tools and tool_choice != "none" and last.get("role") == "user":
         return _call_tool(tools, tool_choice, _text(last.get("content")))
     else:
@@ -102,6 +105,18 @@ def reply_to(body: Mapping[str, Any], choice: int = 0, *, reason: bool = False) 
         finish_reason=finish,
         completion_tokens=len(words),
     )
+
+
+def _summary(transcript: str) -> str:
+    """A deterministic "summary": what each user turn in the transcript was about."""
+    topics = [
+        line[len("user:") :].strip()[:40]
+        for line in transcript.splitlines()
+        if line.startswith("user:")
+    ]
+    earlier = [line for line in transcript.splitlines()[1:3] if line and line != "(none yet)"]
+    kept = f"{earlier[0]} " if earlier and not earlier[0].startswith("New turns") else ""
+    return f"{kept}The user asked: " + "; ".join(topics) + "." if topics else kept.strip()
 
 
 def _call_tool(tools: List[Any], tool_choice: Any, user_text: str) -> Reply:
