@@ -228,7 +228,7 @@ class Client:
                 self._degrade(target_model, exc)
                 continue
             completion = replace(completion, degraded=degraded)
-            if self.cache is not None and not degraded:
+            if self.cache is not None:  # a fallback's answer is a real answer too
                 self.cache.put(cache_key(model, list(messages), params), completion)
             return completion
         return self._from_cache(model, messages, params, failure)
@@ -339,7 +339,7 @@ class Client:
                     failure = failure or exc
                     self._degrade(target_model, exc)
             cached = self._cached(model, messages, params, failure)
-            state.update(degraded=True, call=None)
+            state.update(degraded=True, call=None, from_cache=True)
             return _CachedSource(cached), 0
 
         def finished(completion: Completion) -> Completion:
@@ -348,7 +348,7 @@ class Client:
                 target._after(
                     state["model"], state["estimate"], completion, state["call"].key_label
                 )
-            if self.cache is not None and not state.get("degraded"):
+            if self.cache is not None and not state.get("from_cache"):
                 self.cache.put(cache_key(model, list(messages), params), completion)
             if on_complete is not None:
                 on_complete(replace(completion, degraded=bool(state.get("degraded"))))

@@ -199,3 +199,14 @@ def test_stats_count_requests_per_key_over_http(sim):
         "requests": 1,
         "requests_by_key": {"...cdef": 1},
     }
+
+
+def test_a_stopped_simulator_answers_nobody_even_on_kept_alive_connections():
+    import rawchat
+
+    sim = Simulator().start()
+    client = rawchat.Client("sk-test-0123456789abcdef", sim.base_url, max_retries=0)
+    client.models()  # leaves a connection in the pool
+    sim.stop()
+    with pytest.raises(rawchat.APIConnectionError):
+        client.models()

@@ -9,9 +9,10 @@ ready, as real providers do.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence, Tuple
+from typing import Any, Sequence, Set, Tuple
 
 from ..wire import Headers
 from .app import SimRequest, SimulatorApp
@@ -91,7 +92,31 @@ class SimulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.verbose = verbose
+        self._open: Set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        with self._open_lock:
+            self._open.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up on every client: a stopped server must not keep answering
+        on kept-alive connections from its handler threads."""
+        with self._open_lock:
+            connections, self._open = list(self._open), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def server_bind(self) -> None:
         # Nagle's algorithm would hold small SSE chunks back for up to 40 ms.
