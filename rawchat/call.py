@@ -111,7 +111,7 @@ class Call:
             if status < 300 and stream:
                 result = source
             else:
-                body = source.read()
+                body = source.read(deadline=self.deadline_at, clock=client._clock)
                 response = source.response(body, client._clock() - source.started)
                 result = response if status < 300 else self._error(response, pooled)
         except APIConnectionError as exc:

@@ -32,13 +32,20 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .config import Timeout
-from .errors import APIConnectionError, APITimeoutError, ConfigError, RawchatError
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigError,
+    InvalidResponseError,
+    RawchatError,
+)
 from .trace import Exchange, Trace
 from .wire import Headers, HTTPRequest, HTTPResponse
 
 __all__ = ["StreamingResponse", "Transport", "ca_bundle", "proxy_for"]
 
 _READ_SIZE = 65536
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class StreamingResponse:
@@ -91,7 +98,8 @@ class StreamingResponse:
                         yield piece
             elif hasattr(raw, "read1"):  # urllib3 >= 2
                 while True:
-                    piece = raw.read1(_READ_SIZE)
+                    # requests leaves decode_content off; gzip bodies need it on.
+                    piece = raw.read1(_READ_SIZE, decode_content=True)
                     if not piece:
                         break
                     yield piece
@@ -113,22 +121,42 @@ class StreamingResponse:
                 break
             yield piece
 
-    def read(self) -> bytes:
-        """The whole body."""
+    def read(
+        self,
+        *,
+        deadline: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = MAX_BODY_BYTES,
+    ) -> bytes:
+        """The whole body, read as it arrives.
+
+        A body that trickles in forever is stopped by ``deadline`` (a time on
+        ``clock``); one larger than ``max_bytes`` is refused: neither is a
+        chat answer, and neither may hang the caller or eat its memory.
+        """
+        pieces = []
+        size = 0
         try:
-            with _translated(self.request):
-                try:
-                    body = self._response.content
-                finally:
-                    self._response.close()
-        except RawchatError as exc:
-            if self._exchange is not None:
-                self._exchange.end(exc)
+            for piece in self.iter_bytes():
+                pieces.append(piece)
+                size += len(piece)
+                if size > max_bytes:
+                    raise InvalidResponseError(
+                        f"the response body from {self.url} passed {max_bytes} bytes",
+                        status_code=self.status_code,
+                        hint="no chat answer is that large; is the base URL right?",
+                    )
+                if deadline is not None and clock() > deadline:
+                    raise APITimeoutError(
+                        f"the response from {self.url} was still arriving at the deadline",
+                        hint="the server sends very slowly; raise the deadline, or check "
+                        "the network",
+                    )
+        except BaseException:
+            self.close()
             raise
-        if self._exchange is not None:
-            self._exchange.body(body)
-            self._exchange.end()
-        return body
+        self._response.close()
+        return b"".join(pieces)
 
     def close(self) -> None:
         if self._exchange is not None:
