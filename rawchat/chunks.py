@@ -143,12 +143,12 @@ def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     usage = obj.get("usage")
     created = obj.get("created")
     return Chunk(
-        id=obj.get("id") or "",
-        model=obj.get("model") or "",
+        id=_label(obj.get("id")),
+        model=_label(obj.get("model")),
         created=created if isinstance(created, int) else 0,
         choices=deltas,
         usage=Usage.from_wire(usage) if usage else None,
-        system_fingerprint=obj.get("system_fingerprint"),
+        system_fingerprint=_label(obj.get("system_fingerprint")) or None,
         raw=obj,
     )
 
@@ -164,16 +164,32 @@ def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
             f"malformed chunk: choices[{position}].delta is not an object", body=choice
         )
     index = choice.get("index")
-    content = delta.get("content")
+    where = f"choices[{position}]"
     return ChoiceDelta(
-        index=index if isinstance(index, int) else position,
-        role=delta.get("role"),
-        content=content if content is None or isinstance(content, str) else text_of(content),
-        reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
-        refusal=delta.get("refusal"),
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        role=_label(delta.get("role")) or None,
+        content=_text(delta.get("content"), f"{where}.delta.content"),
+        reasoning=_text(
+            delta.get("reasoning_content") or delta.get("reasoning"), f"{where} reasoning"
+        ),
+        refusal=_text(delta.get("refusal"), f"{where}.delta.refusal"),
         tool_calls=_tool_call_deltas(delta.get("tool_calls")),
-        finish_reason=choice.get("finish_reason"),
+        finish_reason=_text(choice.get("finish_reason"), f"{where}.finish_reason"),
     )
+
+
+def _label(value: Any) -> str:
+    """An identifier-like field; anything but a string counts as absent."""
+    return value if isinstance(value, str) else ""
+
+
+def _text(value: Any, where: str) -> Optional[str]:
+    """A text field: a string, a list of text parts, or absent; else malformed."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return text_of(value)
+    raise StreamError(f"malformed chunk: {where} is {type(value).__name__}, not text", body=value)
 
 
 def _tool_call_deltas(calls: Any) -> Tuple[ToolCallDelta, ...]:
@@ -186,17 +202,19 @@ def _tool_call_deltas(calls: Any) -> Tuple[ToolCallDelta, ...]:
         if not isinstance(call, dict):
             raise StreamError("malformed chunk: a tool call is not an object", body=call)
         function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise StreamError("malformed chunk: a tool call's function is not an object", body=call)
         arguments = function.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False)
+            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
         index = call.get("index")
         result.append(
             ToolCallDelta(
                 # Some servers omit the index when they send whole calls.
-                index=index if isinstance(index, int) else position,
-                id=call.get("id"),
-                type=call.get("type"),
-                name=function.get("name"),
+                index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+                id=_label(call.get("id")) or None,
+                type=_label(call.get("type")) or None,
+                name=_label(function.get("name")) or None,
                 arguments=arguments or "",
             )
         )

@@ -97,17 +97,26 @@ def _parse_choice(position: int, data: Any) -> Choice:
         raise InvalidResponseError(f"choices[{position}] has no 'message' object", body=data)
     message = data["message"]
     index = data.get("index")
+    where = f"choices[{position}]"
     return Choice(
-        index=index if isinstance(index, int) else position,
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
         message=Message(
             role=_str(message.get("role")) or "assistant",
-            content=text_of(message.get("content")),
+            content=_text(message.get("content"), f"{where}.message.content"),
             tool_calls=parse_tool_calls(message.get("tool_calls")),
-            refusal=message.get("refusal"),
-            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            refusal=_text(message.get("refusal"), f"{where}.message.refusal"),
+            reasoning=_text(
+                message.get("reasoning_content") or message.get("reasoning"), f"{where} reasoning"
+            ),
         ),
-        finish_reason=data.get("finish_reason"),
+        finish_reason=_text(data.get("finish_reason"), f"{where}.finish_reason"),
     )
+
+
+def _text(value: Any, where: str) -> Optional[str]:
+    if value is None or isinstance(value, (str, list)):
+        return text_of(value)
+    raise InvalidResponseError(f"{where} is {type(value).__name__}, not text", body=value)
 
 
 def text_of(content: Any) -> Optional[str]:
@@ -116,7 +125,9 @@ def text_of(content: Any) -> Optional[str]:
         return content
     if isinstance(content, list):
         return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         )
     return str(content)
 

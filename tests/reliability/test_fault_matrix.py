@@ -1,0 +1,43 @@
+"""Every fault x chat, stream and conversation turn: outcome, attempts, time, history, sockets."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from rawchat.simulator import Simulator
+
+from .matrix import MATRIX, OPERATIONS, run_case, sockets_open
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator() as simulator:
+        yield simulator
+
+
+CASES = [(fault, operation) for fault in MATRIX for operation in OPERATIONS]
+
+
+@pytest.mark.parametrize("fault, operation", CASES, ids=[f"{f}-{o}" for f, o in CASES])
+def test_fault_outcome_attempts_and_time(sim, fault, operation):
+    row = run_case(sim, fault, operation)
+    assert (row.outcome, row.attempts) == (row.expected.outcome, row.expected.attempts)
+    assert row.seconds < row.expected.seconds
+    if operation == "conversation":
+        assert row.history_kept is True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets through /proc")
+def test_the_connection_pool_does_not_leak_sockets_across_the_matrix(sim):
+    run_case(sim, "crlf", "stream")  # warm up: the server's listening socket and threads
+    before = sockets_open()
+    for fault in ("500", "drop", "drop-after=4", "truncate=4", "stall=5", "error-mid", "html"):
+        for operation in OPERATIONS:
+            run_case(sim, fault, operation)
+    deadline = time.monotonic() + 3
+    while sockets_open() > before and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server side closes its end a moment later
+    assert sockets_open() <= before

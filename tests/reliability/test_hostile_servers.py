@@ -1,0 +1,140 @@
+"""Servers that misbehave below HTTP frameworks: every one ends in a typed error, in time."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+import pytest
+
+import rawchat
+from rawchat.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidResponseError,
+    StreamError,
+)
+
+from ..raw_server import RawServer
+
+HI = [{"role": "user", "content": "hi"}]
+KEY = "sk-hostile-000000000000"
+
+
+def client_for(server, **kwargs):
+    options = dict(timeout=(1, 0.3), max_retries=0)
+    options.update(kwargs)
+    return rawchat.Client(KEY, server.base_url, **options)
+
+
+def within(seconds, function):
+    started = time.monotonic()
+    try:
+        function()
+    finally:
+        assert time.monotonic() - started < seconds
+
+
+def test_a_body_with_no_length_that_never_ends_stops_at_the_deadline():
+    def script(conn, request):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{")
+        for _ in range(40):  # a byte every 0.1 s: never silent long enough for the read timeout
+            time.sleep(0.1)
+            conn.sendall(b" ")
+
+    with RawServer(script) as server:
+        with pytest.raises(APITimeoutError, match="still arriving at the deadline"):
+            within(2.5, lambda: client_for(server, deadline=1.0).chat(HI, model="m"))
+
+
+def test_a_bad_chunk_size_is_a_connection_error():
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\ndata: x\r\n"
+        )
+
+    with RawServer(script) as server:
+        with pytest.raises(APIConnectionError):
+            within(2, lambda: client_for(server).stream(HI, model="m").completion)
+
+
+def test_a_header_block_that_never_finishes_ends_at_the_read_timeout():
+    def script(conn, request):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        time.sleep(3)
+
+    with RawServer(script) as server:
+        with pytest.raises(APITimeoutError):
+            within(2, lambda: client_for(server).chat(HI, model="m"))
+
+
+def test_an_html_200_on_a_stream_is_a_typed_error():
+    page = b"<html><title>Proxy</title></html>"
+
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(page), page)
+        )
+
+    with RawServer(script) as server:
+        with pytest.raises(InvalidResponseError, match="expected an event stream"):
+            client_for(server).stream(HI, model="m").completion
+
+
+def test_a_gzip_body_that_is_not_gzip_is_a_connection_error():
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\nnot gzip!!!!"
+        )
+
+    with RawServer(script) as server:
+        with pytest.raises(APIConnectionError, match="malformed"):
+            client_for(server).chat(HI, model="m")
+
+
+def test_a_real_gzip_body_is_decoded():
+    body = gzip.compress(
+        json.dumps(
+            {"choices": [{"message": {"content": "zipped"}, "finish_reason": "stop"}]}
+        ).encode()
+    )
+
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
+
+    with RawServer(script) as server:
+        assert client_for(server).chat(HI, model="m").content == "zipped"
+
+
+def test_a_ten_megabyte_sse_line_is_refused_not_buffered():
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: "
+        )
+        piece = b"x" * 65536
+        for _ in range(160):  # 10 MB with no line end
+            conn.sendall(piece)
+
+    with RawServer(script) as server:
+        with pytest.raises(StreamError, match="exceeds the 4194304-byte limit"):
+            within(5, lambda: client_for(server).stream(HI, model="m").completion)
+
+
+def test_keep_alive_comments_forever_end_at_the_deadline():
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        )
+        for _ in range(100):
+            conn.sendall(b": keep-alive\n\n")
+            time.sleep(0.05)
+
+    with RawServer(script) as server:
+        with pytest.raises(APITimeoutError, match="deadline"):
+            within(2.5, lambda: client_for(server, deadline=1.0).stream(HI, model="m").completion)
