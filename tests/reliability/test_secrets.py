@@ -1,0 +1,161 @@
+"""A canary key through every command, fault, trace, log and error: it never shows.
+
+At most its last four characters may appear (``...9z8y``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+import rawchat
+from rawchat.simulator import Simulator
+from rawchat.simulator.faults import FAULTS
+from rawchat.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace
+
+CANARY = "sk-canary-SECRETVALUE-0123456789-9z8y"
+SECRET = CANARY[:-4]  # everything but the last four characters
+
+
+def clean_env(**extra):
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "RAWCHAT_"))
+    }
+    env.update(extra)
+    return env
+
+
+def run_cli(*args, env, stdin=""):
+    result = subprocess.run(
+        [sys.executable, "-m", "rawchat", "-vv", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator() as simulator:
+        yield simulator
+
+
+def test_every_cli_command_with_every_trace_keeps_the_canary_hidden(sim, tmp_path):
+    env = clean_env(OPENAI_API_KEY=CANARY, OPENAI_BASE_URL=sim.base_url)
+    traces = [
+        "--trace",
+        "--trace-file",
+        str(tmp_path / "t.jsonl"),
+        "--har",
+        str(tmp_path / "t.har"),
+    ]
+    batch_in = tmp_path / "in.jsonl"
+    batch_in.write_text('{"prompt": "hi"}\n')
+    capture = tmp_path / "c.sse"
+    capture.write_bytes(b"data: [DONE]\n\n")
+    outputs = [
+        run_cli(*traces, "ask", "hi", env=env),
+        run_cli(*traces, "ask", "--json", "--no-stream", "hi", env=env),
+        run_cli(
+            *traces,
+            "chat",
+            env=env,
+            stdin="hi\n/usage\n/trace on\nagain\n/save " + str(tmp_path / "conv.json") + "\n",
+        ),
+        run_cli(*traces, "models", env=env),
+        run_cli(*traces, "doctor", env=env),
+        run_cli(*traces, "curl", "hi", env=env),
+        run_cli(*traces, "replay", str(capture), env=env),
+        run_cli(*traces, "batch", str(batch_in), str(tmp_path / "out.jsonl"), env=env),
+        run_cli("--trace", "ask", "-m", "no-such-model", "hi", env=env),  # an API error
+        run_cli(
+            "--trace", "--base-url", "http://127.0.0.1:9/v1", "ask", "hi", env=env
+        ),  # a network error
+        run_cli("models", env=clean_env(OPENAI_API_KEY=CANARY + "\u200b")),  # a malformed key
+        run_cli(
+            "models",
+            env=clean_env(
+                OPENAI_API_KEYS=f"{CANARY},sk-other-0000000000aa", OPENAI_BASE_URL=sim.base_url
+            ),
+        ),
+    ]
+    files = [
+        p.read_text(encoding="utf-8", errors="replace") for p in tmp_path.iterdir() if p.is_file()
+    ]
+    for text in outputs + files:
+        assert SECRET not in text
+    assert any("...9z8y" in text for text in outputs)  # the fingerprint does show
+
+
+@pytest.mark.parametrize(
+    "fault", [name for name in FAULTS if name not in ("delay", "stall", "interval")]
+)
+def test_every_fault_in_errors_traces_and_logs_keeps_the_canary_hidden(sim, fault, caplog):
+    out = io.StringIO()
+    trace = MultiTrace([TextTrace(out), JSONLinesTrace(out)])
+    client = rawchat.Client(
+        CANARY, sim.base_url, trace=trace, max_retries=1, sleep=lambda s: None, timeout=(2, 0.5)
+    )
+    texts = []
+    with caplog.at_level(logging.DEBUG):
+        for operation in ("chat", "stream"):
+            try:
+                if operation == "chat":
+                    client.chat(
+                        [{"role": "user", "content": "hi"}],
+                        model="gpt-4o-mini",
+                        extra_headers={"X-Rawchat-Fault": fault + "*"},
+                    )
+                else:
+                    with client.stream(
+                        [{"role": "user", "content": "hi"}],
+                        model="gpt-4o-mini",
+                        extra_headers={"X-Rawchat-Fault": fault + "*"},
+                    ) as s:
+                        "".join(s.text())
+            except rawchat.RawchatError as exc:
+                texts += [
+                    str(exc),
+                    repr(exc),
+                    repr(exc.__dict__),
+                    repr(getattr(exc, "attempts", "")),
+                ]
+    texts += [out.getvalue(), caplog.text, repr(client), repr(client.settings)]
+    for text in texts:
+        assert SECRET not in text
+
+
+def test_a_har_file_and_a_saved_conversation_keep_the_canary_hidden(sim, tmp_path):
+    har = HARTrace(str(tmp_path / "s.har"))
+    client = rawchat.Client(CANARY, sim.base_url, trace=har)
+    conversation = rawchat.Conversation(system="S")
+    conversation.ask(client, "hi", model="gpt-4o-mini")
+    conversation.save(str(tmp_path / "conv.json"))
+    har.close()
+    for path in tmp_path.iterdir():
+        assert SECRET not in path.read_text(encoding="utf-8")
+
+
+def test_requests_and_settings_reprs_and_curl_keep_it_hidden(sim):
+    from rawchat.request import build_chat_request
+
+    client = rawchat.Client(CANARY, sim.base_url)
+    request = build_chat_request(client.settings, [{"role": "user", "content": "hi"}], model="m")
+    for text in (
+        repr(request),
+        request.to_http(),
+        request.to_curl(),
+        request.to_curl(key_variable=None),
+        repr(client.keys),
+        json.dumps(dict(request.headers.redacted())),
+    ):
+        assert SECRET not in text
