@@ -9,6 +9,7 @@ ready, as real providers do.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,6 +107,15 @@ class SimulatorServer(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up (after a timeout, or a dropped stream) is part
+        # of the game here, not a server fault worth a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        if self.verbose:
+            super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Hang up on every client: a stopped server must not keep answering
