@@ -20,8 +20,7 @@ each carrying ``choices[i].delta`` fragments, and then the literal
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .completion import Usage
 from .errors import StreamError
@@ -51,8 +50,12 @@ class Done:
 DONE = Done()
 
 
-@dataclass(frozen=True)
-class ToolCallDelta:
+# The three values below are NamedTuples rather than frozen dataclasses: a
+# stream makes one Chunk and one ChoiceDelta per token, and building a tuple
+# costs a fraction of a dataclass's __init__. They are as immutable.
+
+
+class ToolCallDelta(NamedTuple):
     """A fragment of one tool call. ``index`` says which call it belongs to;
     ``id`` and ``name`` usually come once, ``arguments`` in pieces."""
 
@@ -63,8 +66,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@dataclass(frozen=True)
-class ChoiceDelta:
+class ChoiceDelta(NamedTuple):
     """What one chunk adds to choice ``index``."""
 
     index: int = 0
@@ -76,8 +78,7 @@ class ChoiceDelta:
     finish_reason: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """One decoded ``chat.completion.chunk``."""
 
     id: str = ""
@@ -86,7 +87,7 @@ class Chunk:
     choices: Tuple[ChoiceDelta, ...] = ()
     usage: Optional[Usage] = None
     system_fingerprint: Optional[str] = None
-    raw: Mapping[str, Any] = None  # type: ignore[assignment]
+    raw: Optional[Mapping[str, Any]] = None
 
     @property
     def content(self) -> str:
@@ -142,14 +143,18 @@ def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
         deltas = tuple(_choice_delta(n, c) for n, c in enumerate(choices))
     usage = obj.get("usage")
     created = obj.get("created")
-    return Chunk(
-        id=_label(obj.get("id")),
-        model=_label(obj.get("model")),
-        created=created if isinstance(created, int) else 0,
-        choices=deltas,
-        usage=Usage.from_wire(usage) if usage else None,
-        system_fingerprint=_label(obj.get("system_fingerprint")) or None,
-        raw=obj,
+    ident, model, fingerprint = obj.get("id"), obj.get("model"), obj.get("system_fingerprint")
+    return _new(
+        Chunk,
+        (
+            ident if type(ident) is str else "",
+            model if type(model) is str else "",
+            created if type(created) is int else 0,
+            deltas,
+            Usage.from_wire(usage) if usage else None,
+            fingerprint if type(fingerprint) is str and fingerprint else None,
+            obj,
+        ),
     )
 
 
@@ -164,6 +169,17 @@ def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
             f"malformed chunk: choices[{position}].delta is not an object", body=choice
         )
     index = choice.get("index")
+    content = delta.get("content")
+    finish = choice.get("finish_reason")
+    # Fast path for the shape of nearly every chunk: a text delta and nothing
+    # else. The same values the general path below would produce.
+    if (
+        len(delta) == 1
+        and type(content) is str
+        and type(index) is int
+        and (finish is None or type(finish) is str)
+    ):
+        return _new(ChoiceDelta, (index, None, content, None, None, (), finish))
     where = f"choices[{position}]"
     return ChoiceDelta(
         index=index if isinstance(index, int) and not isinstance(index, bool) else position,
@@ -176,6 +192,9 @@ def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
         tool_calls=_tool_call_deltas(delta.get("tool_calls")),
         finish_reason=_text(choice.get("finish_reason"), f"{where}.finish_reason"),
     )
+
+
+_new = tuple.__new__  # a NamedTuple's own __new__ is a slower Python-level function
 
 
 def _label(value: Any) -> str:
