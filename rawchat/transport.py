@@ -24,7 +24,7 @@ import contextlib
 import http.client
 import socket
 import time
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -206,6 +206,7 @@ class Transport:
             session.mount("http://", adapter)
         self.session = session
         self._clock = clock
+        self._settings_cache: Dict[Tuple[str, str], Dict[str, Any]] = {}
 
     def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
         """Send the request and return once the response headers are in."""
@@ -227,7 +228,7 @@ class Transport:
             exchange = self.trace.start(request, list(prepared.headers.items()))
         try:
             with _translated(request, timeout):
-                settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+                settings = self._environment(prepared.url)
                 response = session.send(
                     prepared,
                     timeout=(timeout.connect, timeout.read),
@@ -239,6 +240,21 @@ class Transport:
                 exchange.end(exc)
             raise
         return StreamingResponse(response, request, started, exchange)
+
+    def _environment(self, url: str) -> Dict[str, Any]:
+        """Proxies and CA bundle for ``url`` from the environment, as requests reads them.
+
+        Read once per scheme and host: scanning the environment on every
+        request cost more than the rest of a request's preparation. Start a
+        new client to pick up changed variables.
+        """
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        settings = self._settings_cache.get(key)
+        if settings is None:
+            settings = self.session.merge_environment_settings(url, {}, True, None, None)
+            self._settings_cache[key] = settings
+        return settings
 
     def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
         """Send the request and read the whole response."""

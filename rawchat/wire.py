@@ -69,7 +69,10 @@ class Headers(Mapping[str, str]):
     def __init__(self, items: HeaderInput = None) -> None:
         if items is None:
             pairs: Tuple[Tuple[str, str], ...] = ()
-        elif isinstance(items, Mapping):
+        elif isinstance(items, Headers):  # already checked and indexed
+            self._items, self._index = items._items, items._index
+            return
+        elif isinstance(items, dict) or hasattr(items, "keys"):
             pairs = tuple((str(k), str(v)) for k, v in items.items())
         else:
             pairs = tuple((str(k), str(v)) for k, v in items)
