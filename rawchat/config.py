@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple, Union
+from typing import Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 from .errors import ConfigError
@@ -37,6 +37,9 @@ __all__ = [
     "clean_api_key",
     "normalize_base_url",
 ]
+
+
+T = TypeVar("T")
 
 
 class ConfigWarning(UserWarning):
@@ -382,6 +385,19 @@ class Settings:
             max_retries=max_retries,
             headers=extra,
         )
+
+
+def by_model_name(table: Mapping[str, T], model: str) -> Optional[T]:
+    """``table``'s entry for ``model``: exact, else the longest name it extends.
+
+    ``gpt-4o-mini-2024-07-18`` finds ``gpt-4o-mini``; ``openai/gpt-4o`` (as
+    OpenRouter names it) finds ``gpt-4o``.
+    """
+    if model in table:
+        return table[model]
+    name = model.rsplit("/", 1)[-1]
+    matches = [key for key in table if name == key or name.startswith(key + "-")]
+    return table[max(matches, key=len)] if matches else None
 
 
 def _guess_profile(base_url: str) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .completion import Completion
+from .config import by_model_name
 from .errors import ContextOverflowError, InvalidRequestError
 from .request import validate_messages
 from .storage import atomic_write
@@ -82,9 +83,8 @@ SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 
 def context_window_for(model: str) -> int:
     """The table's window for ``model`` (longest matching name prefix)."""
-    name = model.rsplit("/", 1)[-1]
-    matches = [key for key in CONTEXT_WINDOWS if name == key or name.startswith(key + "-")]
-    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else DEFAULT_CONTEXT_WINDOW
+    window = by_model_name(CONTEXT_WINDOWS, model)
+    return DEFAULT_CONTEXT_WINDOW if window is None else window
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional
 
 from .completion import Usage
+from .config import by_model_name
 from .errors import BudgetExceededError
 
 __all__ = ["PRICES", "PRICES_DATE", "Price", "Record", "Totals", "UsageMeter", "price_for"]
@@ -69,11 +70,7 @@ PRICES: Dict[str, Price] = {
 def price_for(model: str, prices: Mapping[str, Price]) -> Optional[Price]:
     """The price of ``model``: an exact entry, else the longest matching prefix
     (``gpt-4o-mini-2024-07-18`` is priced as ``gpt-4o-mini``)."""
-    if model in prices:
-        return prices[model]
-    name = model.rsplit("/", 1)[-1]  # "openai/gpt-4o" on OpenRouter
-    matches = [key for key in prices if name.startswith(key + "-") or name == key]
-    return prices[max(matches, key=len)] if matches else None
+    return by_model_name(prices, model)
 
 
 @dataclass(frozen=True)
