@@ -275,7 +275,13 @@ def client_for(args: argparse.Namespace, *, simulator_ok: bool = False, **extra:
 def _nothing_configured(args: argparse.Namespace) -> bool:
     if args.base_url or args.profile:
         return False
-    names = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAWCHAT_PROFILE", "AZURE_OPENAI_ENDPOINT")
+    names = (
+        "OPENAI_API_KEY",
+        "OPENAI_API_KEYS",
+        "OPENAI_BASE_URL",
+        "RAWCHAT_PROFILE",
+        "AZURE_OPENAI_ENDPOINT",
+    )
     return not any(os.environ.get(name, "").strip() for name in names)
 
 

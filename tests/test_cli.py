@@ -289,3 +289,11 @@ def test_color_is_off_when_piped_and_on_when_forced(tmp_path):
     capture.write_bytes(b"data: [DONE]\n\n")
     assert "\033[" not in run("replay", str(capture)).stdout
     assert "\033[" in run("--color", "always", "replay", str(capture)).stdout
+
+
+def test_a_key_pool_in_the_environment_is_used_not_the_simulator(sim):
+    keys = f"{KEY},sk-second-key-0000000000"
+    result = run("ask", "hi", env={"OPENAI_API_KEYS": keys, "OPENAI_BASE_URL": sim.base_url})
+    assert result.returncode == 0
+    assert "simulator at" not in result.stderr
+    assert sim.requests_by_key == {"...cdef": 1}
