@@ -297,8 +297,20 @@ class Client:
         Fallbacks are tried while no content has arrived.
         """
         model = model or self.settings.model
-        # Built now only to refuse bad messages at once; each target builds its own.
-        build_chat_request(self.settings, messages, model=model, stream=True, **params)
+
+        def request_for(target: Client, target_model: str) -> HTTPRequest:
+            return build_chat_request(
+                target.settings,
+                messages,
+                model=target_model,
+                stream=True,
+                include_usage=include_usage,
+                extra_headers=extra_headers,
+                **params,
+            )
+
+        # Built now, not on entering the stream, so bad messages are refused at once.
+        primary = request_for(self, model)
         targets = iter(self._targets(model))
         state: Dict[str, Any] = {}
 
@@ -310,15 +322,10 @@ class Client:
                     failure = exc
                     self._degrade(state["model"], exc)
             for target, target_model, degraded in targets:
-                request = build_chat_request(
-                    target.settings,
-                    messages,
-                    model=target_model,
-                    stream=True,
-                    include_usage=include_usage,
-                    extra_headers=extra_headers,
-                    **params,
-                )
+                if target is self and target_model == model:
+                    request = primary
+                else:
+                    request = request_for(target, target_model)
                 estimate = target._before(target_model, request, params)
                 call = Call(
                     target,

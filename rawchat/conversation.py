@@ -373,19 +373,18 @@ class Conversation:
                 summary = self._summarize(client, model, summary, folded, strategy)
                 summarized = len(folded)
             summary_upto = start
-        sent = list(system)
+        head = list(system)
         if summary:
-            sent.append({"role": "system", "content": SUMMARY_PREFIX + summary})
+            head.append({"role": "system", "content": SUMMARY_PREFIX + summary})
         kept = [i for i in range(len(turns)) if keeps(i, start)]
-        kept_messages = [m for i in kept for m in messages[turns[i][0] : turns[i][1]]]
-        sent.extend(kept_messages)
+        sent = head + [m for i in kept for m in messages[turns[i][0] : turns[i][1]]]
         kept_set = set(kept)
         dropped = [i for i in range(len(turns)) if i not in kept_set]
         report = TrimReport(
             strategy=strategy.name,
             budget=budget,
-            tokens_sent=3
-            + sum(message_tokens(m) for m in sent[: len(sent) - len(kept_messages)])
+            tokens_sent=3  # reply priming
+            + sum(message_tokens(m) for m in head)
             + sum(turn_tokens[i] for i in kept),
             dropped_messages=sum(turns[i][1] - turns[i][0] for i in dropped),
             dropped_tokens=sum(turn_tokens[i] for i in dropped),

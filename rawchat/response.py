@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -162,25 +162,19 @@ def _str(value: Any) -> str:
 # -- errors ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class ErrorContext:
-    """What the client knew when the request failed, for writing the hint."""
+    """What the client knew when the request failed, for writing the hint.
 
-    def __init__(
-        self,
-        *,
-        key: Optional[str] = None,
-        key_source: str = "none",
-        key_variable: str = "OPENAI_API_KEY",
-        model: Optional[str] = None,
-        profile: str = "",
-        now: Optional[float] = None,
-    ) -> None:
-        self.key = key
-        self.key_source = key_source
-        self.key_variable = key_variable
-        self.model = model
-        self.profile = profile
-        self.now = now
+    ``now`` is Unix time, for ``Retry-After`` dates.
+    """
+
+    key: Optional[str] = field(default=None, repr=False)
+    key_source: str = "none"
+    key_variable: str = "OPENAI_API_KEY"
+    model: Optional[str] = None
+    profile: str = ""
+    now: Optional[float] = None
 
 
 def error_details(body: Any) -> Tuple[str, Optional[str], Optional[str], Optional[str]]:

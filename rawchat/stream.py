@@ -167,11 +167,6 @@ class Stream:
         assert self._completion is not None
         return self._completion
 
-    @property
-    def response_headers(self) -> Any:
-        self._ensure_open()
-        return self._source.headers
-
     def close(self) -> None:
         """Stop reading and release the connection. Safe to call twice."""
         self._closed = True
@@ -247,7 +242,8 @@ class Stream:
             if deadline is not None and clock() > deadline:
                 raise _DeadlinePassed("the stream passed the call's deadline")
             for chunk in decoder.feed(data):
-                yield self._delivered(chunk)
+                # Once content has been handed over there is nothing left to note.
+                yield chunk if self._content_delivered else self._delivered(chunk)
 
     def _delivered(self, chunk: Chunk) -> Chunk:
         if not self._content_delivered:
