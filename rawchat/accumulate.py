@@ -90,17 +90,24 @@ class Accumulator:
 
     def add(self, chunk: Chunk) -> None:
         self.chunks += 1
-        self.id = self.id or chunk.id
-        self.model = self.model or chunk.model
-        self.created = self.created or chunk.created
-        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        # The first chunk sets these; later ones rarely differ (called per token).
+        if not self.id:
+            self.id = chunk.id
+        if not self.model:
+            self.model = chunk.model
+        if not self.created:
+            self.created = chunk.created
+        if chunk.system_fingerprint:
+            self.system_fingerprint = chunk.system_fingerprint
         if chunk.usage is not None:
             self.usage = chunk.usage
-        self._last_raw = chunk.raw or self._last_raw
+        if chunk.raw:
+            self._last_raw = chunk.raw
+        choices = self._choices
         for delta in chunk.choices:
-            state = self._choices.get(delta.index)
+            state = choices.get(delta.index)
             if state is None:
-                state = self._choices[delta.index] = _ChoiceState()
+                state = choices[delta.index] = _ChoiceState()
             if delta.role:
                 state.role = delta.role
             if delta.content:

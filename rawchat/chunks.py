@@ -113,7 +113,7 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     if data == "[DONE]" or (data[:1] != "{" and data.strip() == "[DONE]"):
         return DONE
     try:
-        obj = json.loads(data)
+        obj = _loads(data)
     except ValueError:
         raise StreamError(
             f"malformed chunk, not JSON: {_excerpt(data)}",
@@ -128,6 +128,29 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     return chunk_from_object(obj)
 
 
+_scan_once = json.JSONDecoder().scan_once
+
+
+def _loads(data: str) -> Any:
+    """``json.loads``, with its first two Python-level steps skipped for objects.
+
+    A chunk is ``{...}`` with nothing around it: the scanner that
+    ``json.loads`` ends up calling parses it directly, and ``end`` says it
+    used all of the text. Anything else (whitespace, trailing bytes, a
+    syntax error) goes through ``json.loads`` itself, for its exact result
+    or error.
+    """
+    if data[:1] == "{":
+        try:
+            obj, end = _scan_once(data, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(data):
+                return obj
+    return json.loads(data)
+
+
 def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     """A decoded chunk object to a ``Chunk``.
 
@@ -140,7 +163,10 @@ def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     if choices:
         if not isinstance(choices, list):
             raise StreamError("malformed chunk: 'choices' is not a list", body=obj)
-        deltas = tuple(_choice_delta(n, c) for n, c in enumerate(choices))
+        if len(choices) == 1:  # the usual case, without a generator's overhead
+            deltas = (_choice_delta(0, choices[0]),)
+        else:
+            deltas = tuple(_choice_delta(n, c) for n, c in enumerate(choices))
     usage = obj.get("usage")
     created = obj.get("created")
     ident, model, fingerprint = obj.get("id"), obj.get("model"), obj.get("system_fingerprint")

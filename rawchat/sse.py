@@ -70,6 +70,10 @@ class ServerSentEvent(NamedTuple):
     retry: Optional[int] = None
 
 
+# A NamedTuple's own __new__ is a Python-level function; the tuple's is not.
+_new = tuple.__new__
+
+
 class SSEParser:
     """Incremental SSE parser: ``feed(bytes) -> [ServerSentEvent]``.
 
@@ -102,7 +106,28 @@ class SSEParser:
 
     def feed(self, piece: Union[bytes, bytearray, memoryview]) -> List[ServerSentEvent]:
         """Parse the next bytes of the stream; return the events they complete."""
-        data = bytes(piece)
+        data = bytes(piece)  # no copy when it is bytes already
+        if (
+            # The fast path: the piece is exactly one ``data: ...`` line and
+            # the blank line that dispatches it, with the parser between
+            # events (the shape of nearly every read of a chat stream, since
+            # servers flush one event at a time). The line has no CR and its
+            # only LFs are the two at the end, so the rules below would split
+            # it the same way and dispatch the same event.
+            data[-2:] == b"\n\n"
+            and data[:6] == b"data: "
+            and self._head is None
+            and not self._skip_lf
+            and not self._partial
+            and not self._data
+            and not self._event_type
+            and self._retry is None
+            and data.find(b"\n") == len(data) - 2
+            and b"\r" not in data
+            and len(data) <= self.max_line_bytes
+        ):
+            text = data[6:-2].decode("utf-8", "replace")
+            return [_new(ServerSentEvent, ("message", text, self.last_event_id, None))]
         if not data:  # an empty read must not cancel a pending CR's LF-skip
             return []
         if self._head is not None:
@@ -199,7 +224,7 @@ class SSEParser:
         if blocks and (self._data or self._event_type or self._retry is not None):
             self._lines([*blocks[0].split("\n"), ""], events)
             start = 1
-        new = tuple.__new__  # NamedTuple's own __new__ is a Python-level lambda
+        new = _new
         for block in blocks[start:]:
             if block[:6] == "data: " and "\n" not in block:
                 events.append(

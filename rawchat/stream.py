@@ -52,8 +52,9 @@ class ChatStreamDecoder:
     def feed(self, data: bytes) -> List[Chunk]:
         """Decode the next bytes; return the chunks they complete."""
         chunks = []
-        for event in self.parser.feed(data):
-            self.events += 1
+        events = self.parser.feed(data)
+        self.events += len(events)
+        for event in events:
             try:
                 item = interpret(event)
             except StreamError as exc:

@@ -101,6 +101,21 @@ def test_malformed_chunks_raise_stream_error_not_json_errors(text, message):
         interpret(data(text))
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"choices": []} ', '{"choices": []}\n', ' {"choices": []}'],
+    ids=["trailing space", "trailing newline", "leading space"],
+)
+def test_a_chunk_with_whitespace_around_it_still_parses(text):
+    assert interpret(data(text)).choices == ()
+
+
+@pytest.mark.parametrize("text", ['{"choices": []}x', '{"choices": []}{}', "{"])
+def test_text_after_or_inside_a_chunk_object_is_malformed(text):
+    with pytest.raises(StreamError, match="malformed chunk, not JSON"):
+        interpret(data(text))
+
+
 def test_unknown_event_types_are_skipped():
     assert interpret(data('{"x":1}', event="ping")) is None
 

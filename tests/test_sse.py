@@ -326,3 +326,56 @@ def test_an_empty_read_between_cr_and_lf_does_not_split_the_crlf():
     assert parse([b"event: ping\r", b"", b"\ndata: x\r\n\r\n"]) == [
         ServerSentEvent(event="ping", data="x")
     ]
+
+
+# A read that is exactly one "data: ..." event takes a shortcut; each of these
+# states from earlier reads must still shape the event it completes.
+
+
+def test_a_one_event_read_after_an_event_field_keeps_the_type():
+    parser = SSEParser()
+    assert parser.feed(b"event: delta\n") == []
+    assert parser.feed(b"data: x\n\n") == [ServerSentEvent(event="delta", data="x")]
+
+
+def test_a_one_event_read_after_a_data_line_joins_with_it():
+    parser = SSEParser()
+    assert parser.feed(b"data: a\n") == []
+    assert parser.feed(b"data: b\n\n") == [ServerSentEvent(data="a\nb")]
+
+
+def test_a_one_event_read_completes_an_unterminated_line():
+    parser = SSEParser()
+    assert parser.feed(b"data: a") == []
+    assert parser.feed(b"data: b\n\n") == [ServerSentEvent(data="adata: b")]
+
+
+def test_a_one_event_read_after_a_retry_field_carries_the_retry():
+    parser = SSEParser()
+    assert parser.feed(b"retry: 50\n") == []
+    assert parser.feed(b"data: x\n\n") == [ServerSentEvent(data="x", retry=50)]
+
+
+def test_a_one_event_read_with_a_cr_inside_splits_there():
+    assert parse([b"data: x\n\n", b"data: a\rdata: b\n\n"]) == [
+        ServerSentEvent(data="x"),
+        ServerSentEvent(data="a\nb"),
+    ]
+
+
+def test_a_one_event_read_carries_the_last_event_id():
+    assert parse([b"id: 7\ndata: a\n\n", b"data: b\n\n"]) == [
+        ServerSentEvent(data="a", id="7"),
+        ServerSentEvent(data="b", id="7"),
+    ]
+
+
+def test_a_one_event_read_over_the_line_limit_is_refused():
+    parser = SSEParser(max_line_bytes=16)
+    parser.feed(b"data: ok\n\n")
+    with pytest.raises(StreamError, match="line of over"):
+        parser.feed(b"data: " + b"x" * 20 + b"\n\n")
+
+
+def test_a_one_event_read_with_invalid_utf8_gets_the_replacement_character():
+    assert parse([b"data: a\n\n", b"data: \xff\n\n"])[1] == ServerSentEvent(data="\ufffd")
