@@ -51,9 +51,19 @@ class ChatStreamDecoder:
 
     def feed(self, data: bytes) -> List[Chunk]:
         """Decode the next bytes; return the chunks they complete."""
-        chunks = []
+        return list(self.iter_feed(data))
+
+    def iter_feed(self, data: bytes) -> Iterator[Chunk]:
+        """``feed``, one chunk at a time.
+
+        A read can hold hundreds of events. Decoded all at once, their JSON
+        objects would be alive together, enough to wake Python's cyclic
+        garbage collector every read; one at a time, each is freed before
+        the next is made.
+        """
         events = self.parser.feed(data)
         self.events += len(events)
+        add = self.accumulator.add
         for event in events:
             try:
                 item = interpret(event)
@@ -63,9 +73,8 @@ class ChatStreamDecoder:
             if item is DONE:
                 self.done = True
             elif item is not None:
-                self.accumulator.add(item)  # type: ignore[arg-type]
-                chunks.append(item)
-        return chunks
+                add(item)  # type: ignore[arg-type]
+                yield item  # type: ignore[misc]
 
     def feed_completion(self, data: Any) -> Chunk:
         """A whole completion object, from a server that ignored ``stream``."""
@@ -242,7 +251,7 @@ class Stream:
         for data in self._source.iter_bytes():
             if deadline is not None and clock() > deadline:
                 raise _DeadlinePassed("the stream passed the call's deadline")
-            for chunk in decoder.feed(data):
+            for chunk in decoder.iter_feed(data):
                 # Once content has been handed over there is nothing left to note.
                 yield chunk if self._content_delivered else self._delivered(chunk)
 

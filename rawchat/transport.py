@@ -31,6 +31,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .chunked import ChunkedDecoder
 from .config import Timeout
 from .errors import (
     APIConnectionError,
@@ -92,8 +93,17 @@ class StreamingResponse:
 
     def _pieces(self) -> Iterator[bytes]:
         raw = self._response.raw
-        with _translated(self.request):
-            if raw.chunked and getattr(raw, "supports_chunked_reads", bool)():
+        with _translated(self.request, reading_body=True):
+            fp = getattr(raw, "_fp", None)
+            if (
+                raw.chunked
+                and isinstance(fp, http.client.HTTPResponse)
+                and fp.chunk_left is None  # nothing of the body read yet
+                and hasattr(fp.fp, "read1")
+                and "content-encoding" not in self.headers
+            ):
+                yield from self._read_chunked(raw, fp)
+            elif raw.chunked and getattr(raw, "supports_chunked_reads", bool)():
                 for piece in raw.read_chunked(None, decode_content=True):
                     if piece:
                         yield piece
@@ -106,6 +116,30 @@ class StreamingResponse:
                     yield piece
             else:
                 yield from self._iter_bytes_urllib3_v1(raw)
+
+    def _read_chunked(self, raw: Any, response: http.client.HTTPResponse) -> Iterator[bytes]:
+        # Whatever the socket has, de-chunked here (see chunked.py): one piece
+        # per read, however many chunks it holds, where urllib3 would hand
+        # over one chunk per call.
+        decoder = ChunkedDecoder()
+        read1 = response.fp.read1
+        while not decoder.done:
+            data = read1(_READ_SIZE)
+            if not data:
+                raise _broken(self.request, "the connection closed before the last chunk")
+            try:
+                body = decoder.feed(data)
+            except APIConnectionError as exc:
+                raise _broken(self.request, exc.message) from exc
+            if body:
+                yield body
+        if not decoder.unused:
+            # What http.client and urllib3 do at the end of a chunked body:
+            # close the response (not the socket) and return the connection
+            # to the pool. With stray bytes after the body it is not reused:
+            # close() will drop it instead.
+            response.close()
+            raw.release_conn()
 
     def _iter_bytes_urllib3_v1(self, raw: urllib3.HTTPResponse) -> Iterator[bytes]:
         # urllib3 1.x has no read1() and its stream() holds a close-delimited
@@ -282,15 +316,38 @@ def proxy_for(url: str) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def _translated(request: HTTPRequest, timeout: Optional[Timeout] = None) -> Iterator[None]:
-    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's, chained."""
+def _translated(
+    request: HTTPRequest, timeout: Optional[Timeout] = None, *, reading_body: bool = False
+) -> Iterator[None]:
+    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's, chained.
+
+    ``reading_body``: the response has begun, so a failure that is not a
+    timeout is a response that broke off, not a connection that failed.
+    """
     try:
         yield
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise _translate(exc, request, timeout) from exc
+        raise _translate(exc, request, timeout, reading_body) from exc
+    except http.client.HTTPException as exc:
+        if not reading_body:
+            raise
+        raise _broken(request, _reason(exc)) from exc
 
 
-def _translate(exc: BaseException, request: HTTPRequest, timeout: Optional[Timeout]) -> Exception:
+def _broken(request: HTTPRequest, reason: str) -> APIConnectionError:
+    return APIConnectionError(
+        f"the response from {urlsplit(request.url).netloc} broke off or was malformed: {reason}",
+        hint="the connection dropped mid-response (server restart, proxy "
+        "timeout, or a network blip); retrying usually works",
+    )
+
+
+def _translate(
+    exc: BaseException,
+    request: HTTPRequest,
+    timeout: Optional[Timeout],
+    reading_body: bool = False,
+) -> Exception:
     host = urlsplit(request.url).netloc
     inner = _innermost(exc)
     errors = requests.exceptions
@@ -332,12 +389,8 @@ def _translate(exc: BaseException, request: HTTPRequest, timeout: Optional[Timeo
         urllib3.exceptions.DecodeError,
         http.client.IncompleteRead,
     )
-    if isinstance(exc, broken) or isinstance(inner, http.client.IncompleteRead):
-        return APIConnectionError(
-            f"the response from {host} broke off or was malformed: {_reason(inner)}",
-            hint="the connection dropped mid-response (server restart, proxy "
-            "timeout, or a network blip); retrying usually works",
-        )
+    if reading_body or isinstance(exc, broken) or isinstance(inner, http.client.IncompleteRead):
+        return _broken(request, _reason(inner))
     return APIConnectionError(
         f"could not connect to {host}: {_reason(inner)}",
         hint="is the server running, the base URL right, and the network (or "

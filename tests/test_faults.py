@@ -21,7 +21,15 @@ from rawchat.errors import (
 )
 from rawchat.request import encode_json
 from rawchat.simulator import SimRequest
-from rawchat.simulator.faults import Drop, Fault, FaultError, Pause, parse_faults, shape_stream
+from rawchat.simulator.faults import (
+    SPLIT_GAP,
+    Drop,
+    Fault,
+    FaultError,
+    Pause,
+    parse_faults,
+    shape_stream,
+)
 from rawchat.sse import SSEParser
 from rawchat.wire import Headers
 
@@ -66,7 +74,10 @@ EVENTS = [b"data: role\n\n", b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\
         ("cr,bom,truncate=1", [b"\xef\xbb\xbfdata: role\r\r"]),
         ("keepalive,truncate=2", [b"data: role\n\n", b": keep-alive\n\n", b"data: one\n\n"]),
         ("interval=0.5,truncate=2", [b"data: role\n\n", Pause(0.5), b"data: one\n\n"]),
-        ("crlf,split,truncate=1", [b"data: role\r", b"\n\r", b"\n"]),
+        (
+            "crlf,split,truncate=1",
+            [b"data: role\r", Pause(SPLIT_GAP), b"\n\r", Pause(SPLIT_GAP), b"\n"],
+        ),
     ],
 )
 def test_stream_faults_reshape_the_events(script, steps):
@@ -75,7 +86,7 @@ def test_stream_faults_reshape_the_events(script, steps):
 
 def test_split_cuts_inside_multibyte_characters():
     pieces = shape_stream(["data: 你\n\n".encode()], parse_faults("split"))
-    assert pieces == [b"data: \xe4", b"\xbd\xa0\n\n"]
+    assert pieces == [b"data: \xe4", Pause(SPLIT_GAP), b"\xbd\xa0\n\n"]
 
 
 # -- through the client ---------------------------------------------------------------

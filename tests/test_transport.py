@@ -14,7 +14,7 @@ from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError
 from rawchat.transport import Transport
 from rawchat.wire import HTTPRequest
 
-from .raw_server import RawServer
+from .raw_server import RawServer, _read_request
 
 HEAD_CLOSE_DELIMITED = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
@@ -161,6 +161,90 @@ def test_a_connection_dropped_mid_body_raises_a_connection_error():
         source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
         with pytest.raises(APIConnectionError, match="broke off"):
             list(source.iter_bytes())
+
+
+def keep_alive_server(bodies):
+    """Answers one request per entry of ``bodies`` on a single kept-alive connection."""
+
+    def script(conn, request):
+        for index, body in enumerate(bodies):
+            if index:
+                _read_request(conn)
+            conn.sendall(HEAD_CHUNKED + body)
+
+    return RawServer(script)
+
+
+def read_twice(server):
+    transport = Transport()
+    first = transport.open(get(server.base_url + "/a"), Timeout(2, 2))
+    bodies = [b"".join(first.iter_bytes())]
+    first.close()
+    second = transport.open(get(server.base_url + "/b"), Timeout(2, 2))
+    bodies.append(b"".join(second.iter_bytes()))
+    second.close()
+    return bodies
+
+
+def test_a_chunked_body_read_to_its_end_frees_the_connection_for_the_next_request():
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    with keep_alive_server([body, body]) as server:
+        assert read_twice(server) == [b"hello", b"hello"]
+    assert len(server.requests) == 1  # one connection served both
+
+
+def test_a_connection_with_bytes_after_the_chunked_body_is_not_reused():
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    with keep_alive_server([body + b"junk", body]) as server:
+        assert read_twice(server) == [b"hello", b"hello"]
+    assert len(server.requests) == 2  # the second request needed a new connection
+
+
+def test_many_chunks_arriving_together_come_out_as_one_piece():
+    frames = b"".join(b"%x\r\ndata: %d\n\n\r\n" % (9, n) for n in range(3))
+
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + frames + b"0\r\n\r\n")
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        assert list(source.iter_bytes()) == [b"data: 0\n\ndata: 1\n\ndata: 2\n\n"]
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"5\r\nhel", "the connection closed before the last chunk"),
+        (b"zz\r\nhello\r\n", "malformed chunked body: bad chunk size line"),
+    ],
+    ids=["cut short", "bad size"],
+)
+def test_a_broken_chunked_body_is_a_connection_error_naming_the_host(body, reason):
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + body)
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        host = server.base_url.split("/")[2]
+        with pytest.raises(
+            APIConnectionError,
+            match=f"the response from {host} broke off or was malformed: {reason}",
+        ):
+            list(source.iter_bytes())
+
+
+def test_a_gzip_chunked_body_is_decoded_by_urllib3():
+    import gzip
+
+    packed = gzip.compress(b"data: zipped\n\n")
+
+    def script(conn, request):
+        head = HEAD_CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n")
+        conn.sendall(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+
+    with RawServer(script) as server:
+        body = Transport().send(get(server.base_url + "/stream"), Timeout(2, 2)).body
+    assert body == b"data: zipped\n\n"
 
 
 def test_an_unusable_url_is_a_config_error():

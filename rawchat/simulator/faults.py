@@ -37,7 +37,8 @@ fault                  effect
 ``crlf`` / ``cr``      streams: CRLF or CR line endings
 ``bom``                streams: a UTF-8 byte order mark first
 ``split``              streams: HTTP chunks cut inside multi-byte characters and
-                       after every CR (with ``crlf``: CRLF pairs split)
+                       after every CR (with ``crlf``: CRLF pairs split), 1 ms
+                       apart so that each arrives in a read of its own
 ``json-stream``        streams: answer with one plain JSON completion instead
 ``reasoning``          stream ``reasoning_content`` deltas before the answer
 =====================  ========================================================
@@ -96,6 +97,9 @@ class Fault:
     value: Optional[float] = None
     times: Optional[int] = 1
     text: str = ""
+
+
+SPLIT_GAP = 0.001  # seconds between the pieces of a ``split`` stream
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,9 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
     elif "drop-mid-chunk" in names and len(events) > 1:
         steps = [events[0], Drop(events[1][: len(events[1]) // 2])]
     if "split" in names:
-        steps = [piece for step in steps for piece in _awkward_pieces(step)]
+        # Pieces sent back to back would reach the client in one read; the
+        # gap keeps the cuts where the client's parser has to deal with them.
+        steps = spaced([piece for step in steps for piece in _awkward_pieces(step)], SPLIT_GAP)
     if "interval" in names:
         steps = spaced(steps, float(names["interval"] or 0))
     return steps
