@@ -15,56 +15,86 @@ usage and cost         ``usage.py``: UsageMeter
 resilience             ``keys.py``, ``ratelimit.py``, ``breaker.py``,
                        ``fallback.py``, ``hooks.py``, tied in ``call.py``
 concurrency            ``batch.py`` (rawchat batch), ``aio.py`` (AsyncClient)
-the network            ``transport.py`` (the only module importing requests)
+the network            ``transport.py`` (the only module importing requests),
+                       ``chunked.py`` (HTTP/1.1 chunked framing)
 offline server         ``rawchat.simulator``
 command line           ``cli.py``
 =====================  =====================================================
 
-The simulator and the command line are imported only when used.
+Every name below is imported on first use (PEP 562), so ``import rawchat``
+costs next to nothing and a program pays only for the parts it touches:
+``rawchat.Client`` loads the client and ``requests``; the simulator, the
+command line, conversations and the resilience policies load when used.
+``_EXPORTS`` says which module holds each name.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import errors
-from .breaker import CircuitBreaker, CircuitOpenError
-from .client import Client
-from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
-from .config import PROFILES, Settings, Timeout
-from .conversation import Conversation, DropOldest, KeepFirstAndRecent, Summarize, TrimReport
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BudgetExceededError,
-    ConfigError,
-    ConflictError,
-    ContextOverflowError,
-    IncompleteStreamError,
-    InternalServerError,
-    InvalidRequestError,
-    InvalidResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    RawchatError,
-    StreamError,
-    UnprocessableEntityError,
-)
-from .fallback import Fallback, ResponseCache
-from .hooks import Event, Hooks
-from .keys import KeyPool, NoKeyAvailableError
-from .ratelimit import Pacer, PacingDeadlineError, RetryBudget
-from .retry import RetryPolicy
-from .sse import ServerSentEvent, SSEParser
-from .stream import Stream
-from .usage import UsageMeter
 from .version import __version__
-from .wire import HTTPRequest, HTTPResponse
+
+# Where each public name lives: one hop from here to its wire concept.
+_EXPORTS = {
+    "errors": "errors",
+    "Client": "client",
+    "Choice": "completion",
+    "Completion": "completion",
+    "FunctionCall": "completion",
+    "Message": "completion",
+    "ToolCall": "completion",
+    "Usage": "completion",
+    "PROFILES": "config",
+    "Settings": "config",
+    "Timeout": "config",
+    "Conversation": "conversation",
+    "DropOldest": "conversation",
+    "KeepFirstAndRecent": "conversation",
+    "Summarize": "conversation",
+    "TrimReport": "conversation",
+    "CircuitBreaker": "breaker",
+    "CircuitOpenError": "breaker",
+    "Fallback": "fallback",
+    "ResponseCache": "fallback",
+    "Event": "hooks",
+    "Hooks": "hooks",
+    "KeyPool": "keys",
+    "NoKeyAvailableError": "keys",
+    "Pacer": "ratelimit",
+    "PacingDeadlineError": "ratelimit",
+    "RetryBudget": "ratelimit",
+    "RetryPolicy": "retry",
+    "SSEParser": "sse",
+    "ServerSentEvent": "sse",
+    "Stream": "stream",
+    "UsageMeter": "usage",
+    "HTTPRequest": "wire",
+    "HTTPResponse": "wire",
+    "Simulator": "simulator",
+    **dict.fromkeys(
+        [
+            "APIConnectionError",
+            "APIError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "BudgetExceededError",
+            "ConfigError",
+            "ConflictError",
+            "ContextOverflowError",
+            "IncompleteStreamError",
+            "InternalServerError",
+            "InvalidRequestError",
+            "InvalidResponseError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "RateLimitError",
+            "RawchatError",
+            "StreamError",
+            "UnprocessableEntityError",
+        ],
+        "errors",
+    ),
+}
 
 __all__ = [
     "PROFILES",
@@ -126,10 +156,61 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The simulator pulls in http.server; load it only for those who use it.
-    if name == "Simulator":
-        from .simulator import Simulator
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rawchat' has no attribute {name!r}")
+    from importlib import import_module
 
-        return Simulator
-    raise AttributeError(f"module 'rawchat' has no attribute {name!r}")
+    value = import_module(f"{__name__}.{module}")
+    if name != module:  # a name inside the module, not the module itself
+        value = getattr(value, name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():  # type: ignore[no-untyped-def]
+    return sorted({*globals(), *_EXPORTS})
+
+
+# Type checkers and IDEs read the real imports; at run time they are lazy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from . import errors
+    from .breaker import CircuitBreaker, CircuitOpenError
+    from .client import Client
+    from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
+    from .config import PROFILES, Settings, Timeout
+    from .conversation import Conversation, DropOldest, KeepFirstAndRecent, Summarize, TrimReport
+    from .errors import (
+        APIConnectionError,
+        APIError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        BudgetExceededError,
+        ConfigError,
+        ConflictError,
+        ContextOverflowError,
+        IncompleteStreamError,
+        InternalServerError,
+        InvalidRequestError,
+        InvalidResponseError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        RawchatError,
+        StreamError,
+        UnprocessableEntityError,
+    )
+    from .fallback import Fallback, ResponseCache
+    from .hooks import Event, Hooks
+    from .keys import KeyPool, NoKeyAvailableError
+    from .ratelimit import Pacer, PacingDeadlineError, RetryBudget
+    from .retry import RetryPolicy
+    from .simulator import Simulator
+    from .sse import ServerSentEvent, SSEParser
+    from .stream import Stream
+    from .usage import UsageMeter
+    from .wire import HTTPRequest, HTTPResponse

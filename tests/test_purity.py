@@ -11,6 +11,7 @@ import rawchat
 
 PURE = [
     "accumulate",
+    "chunked",
     "chunks",
     "completion",
     "errors",
