@@ -51,15 +51,12 @@ _EXPORTS = {
     "Summarize": "conversation",
     "TrimReport": "conversation",
     "CircuitBreaker": "breaker",
-    "CircuitOpenError": "breaker",
     "Fallback": "fallback",
     "ResponseCache": "fallback",
     "Event": "hooks",
     "Hooks": "hooks",
     "KeyPool": "keys",
-    "NoKeyAvailableError": "keys",
     "Pacer": "ratelimit",
-    "PacingDeadlineError": "ratelimit",
     "RetryBudget": "ratelimit",
     "RetryPolicy": "retry",
     "SSEParser": "sse",
@@ -78,6 +75,7 @@ _EXPORTS = {
             "AuthenticationError",
             "BadRequestError",
             "BudgetExceededError",
+            "CircuitOpenError",
             "ConfigError",
             "ConflictError",
             "ContextOverflowError",
@@ -85,7 +83,9 @@ _EXPORTS = {
             "InternalServerError",
             "InvalidRequestError",
             "InvalidResponseError",
+            "NoKeyAvailableError",
             "NotFoundError",
+            "PacingDeadlineError",
             "PermissionDeniedError",
             "RateLimitError",
             "RawchatError",
@@ -177,7 +177,7 @@ def __dir__():  # type: ignore[no-untyped-def]
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors
-    from .breaker import CircuitBreaker, CircuitOpenError
+    from .breaker import CircuitBreaker
     from .client import Client
     from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
     from .config import PROFILES, Settings, Timeout
@@ -190,6 +190,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AuthenticationError,
         BadRequestError,
         BudgetExceededError,
+        CircuitOpenError,
         ConfigError,
         ConflictError,
         ContextOverflowError,
@@ -197,7 +198,9 @@ if TYPE_CHECKING:  # pragma: no cover
         InternalServerError,
         InvalidRequestError,
         InvalidResponseError,
+        NoKeyAvailableError,
         NotFoundError,
+        PacingDeadlineError,
         PermissionDeniedError,
         RateLimitError,
         RawchatError,
@@ -206,8 +209,8 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .fallback import Fallback, ResponseCache
     from .hooks import Event, Hooks
-    from .keys import KeyPool, NoKeyAvailableError
-    from .ratelimit import Pacer, PacingDeadlineError, RetryBudget
+    from .keys import KeyPool
+    from .ratelimit import Pacer, RetryBudget
     from .retry import RetryPolicy
     from .simulator import Simulator
     from .sse import ServerSentEvent, SSEParser

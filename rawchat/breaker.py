@@ -24,19 +24,11 @@ import threading
 from collections import deque
 from typing import Deque, Optional
 
-from .errors import APIError
+from .errors import CircuitOpenError
 
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker", "CircuitOpenError", "is_failure"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
-
-
-class CircuitOpenError(APIError):
-    """The endpoint's circuit is open: the call was not attempted."""
-
-    def __init__(self, message: str, *, retry_in: float, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.retry_in = retry_in
 
 
 def is_failure(status: Optional[int]) -> bool:

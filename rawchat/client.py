@@ -25,36 +25,41 @@ import random as _random
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
-from .breaker import CircuitBreaker, CircuitOpenError
 from .call import Call
 from .completion import Completion
 from .config import DEFAULT_TIMEOUT, PROFILES, Settings, TimeoutLike
 from .errors import (
     APIConnectionError,
     APIError,
+    CircuitOpenError,
     ConfigError,
     InternalServerError,
     InvalidRequestError,
     InvalidResponseError,
+    NoKeyAvailableError,
     RateLimitError,
 )
-from .fallback import Fallback, ResponseCache, cache_key
 from .hooks import Hooks
-from .keys import KeyPool, NoKeyAvailableError
-from .ratelimit import Pacer, RetryBudget
 from .request import build_chat_request, build_request
 from .response import completion_from_response, parse_completion
 from .retry import RetryPolicy
 from .stream import Stream
 from .tokens import Calibration, estimate_messages
-from .trace import Trace
 from .transport import Transport
-from .usage import UsageMeter
 from .wire import Headers, HTTPRequest, HTTPResponse, fingerprint
+
+if TYPE_CHECKING:  # pragma: no cover
+    # The optional policies load only for the clients that use them.
+    from .breaker import CircuitBreaker
+    from .fallback import Fallback, ResponseCache
+    from .keys import KeyPool
+    from .ratelimit import Pacer, RetryBudget
+    from .trace import Trace
+    from .usage import UsageMeter
 
 __all__ = ["Client"]
 
@@ -113,8 +118,11 @@ class Client:
         wall_clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        if keys is not None and not isinstance(keys, KeyPool):
-            keys = KeyPool(keys)
+        if keys is not None:
+            from .keys import KeyPool
+
+            if not isinstance(keys, KeyPool):
+                keys = KeyPool(keys)
         if keys is not None and api_key is None and keys.keys:
             api_key = keys.keys[0].key  # for settings; each attempt picks from the pool
         self.settings = Settings.resolve(
@@ -152,6 +160,8 @@ class Client:
         self.keys: Optional[KeyPool] = keys
         self.pacer = pacer
         if breaker is True:
+            from .breaker import CircuitBreaker
+
             breaker = CircuitBreaker(self.settings.base_url)
         self.breaker: Optional[CircuitBreaker] = breaker or None
         self.retry_budget = retry_budget
@@ -169,9 +179,7 @@ class Client:
                     max_retries=self.retry.max_retries,
                     timeout=timeout,
                     deadline=deadline,
-                    breaker=CircuitBreaker(fallback.base_url or "fallback")
-                    if self.breaker
-                    else None,
+                    breaker=True if self.breaker else None,  # one of its own
                     trace=trace,
                     usage=usage,
                     hooks=self.hooks,
@@ -229,7 +237,7 @@ class Client:
                 continue
             completion = replace(completion, degraded=degraded)
             if self.cache is not None:  # a fallback's answer is a real answer too
-                self.cache.put(cache_key(model, list(messages), params), completion)
+                self.cache.put(_cache_key(model, messages, params), completion)
             return completion
         return self._from_cache(model, messages, params, failure)
 
@@ -265,7 +273,7 @@ class Client:
         self, model: str, messages: Sequence[Any], params: Mapping[str, Any], failure: Any
     ) -> Dict[str, Any]:
         """The cached answer to this request, or ``failure`` raised."""
-        cached = self.cache.get(cache_key(model, list(messages), params)) if self.cache else None
+        cached = self.cache.get(_cache_key(model, messages, params)) if self.cache else None
         if cached is None:
             raise failure
         self.hooks.emit("degraded", model=model, error=failure, detail="answered from the cache")
@@ -356,7 +364,7 @@ class Client:
                     state["model"], state["estimate"], completion, state["call"].key_label
                 )
             if self.cache is not None and not state.get("from_cache"):
-                self.cache.put(cache_key(model, list(messages), params), completion)
+                self.cache.put(_cache_key(model, messages, params), completion)
             if on_complete is not None:
                 on_complete(replace(completion, degraded=bool(state.get("degraded"))))
             return replace(completion, degraded=bool(state.get("degraded")))
@@ -418,6 +426,12 @@ _FALL_THROUGH = (
     CircuitOpenError,
     NoKeyAvailableError,
 )
+
+
+def _cache_key(model: str, messages: Sequence[Any], params: Mapping[str, Any]) -> str:
+    from .fallback import cache_key  # only clients with a cache get here
+
+    return cache_key(model, list(messages), params)
 
 
 class _CachedSource:

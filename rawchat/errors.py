@@ -12,6 +12,8 @@ The tree (everything rawchat raises on purpose is a ``RawchatError``)::
     ├── InvalidRequestError          a request we refuse to send (bad messages)
     │   └── ContextOverflowError     it cannot be made to fit the context window
     ├── BudgetExceededError          a usage budget would be crossed
+    ├── NoKeyAvailableError          every key of the pool is retired or cooling down
+    ├── PacingDeadlineError          the rate limit would wait past the deadline
     └── APIError                     something went wrong talking to the server
         ├── APIConnectionError       no usable HTTP response (DNS, TCP, TLS, proxy)
         │   └── APITimeoutError      connect or read timeout, or the deadline
@@ -24,6 +26,7 @@ The tree (everything rawchat raises on purpose is a ``RawchatError``)::
         │   ├── UnprocessableEntityError   422
         │   ├── RateLimitError             429
         │   └── InternalServerError        5xx
+        ├── CircuitOpenError         the endpoint's circuit is open: not attempted
         ├── InvalidResponseError     a 2xx whose body is not a chat completion
         └── StreamError              a broken stream: bad chunk, error event
             └── IncompleteStreamError   ended before [DONE] / finish_reason
@@ -47,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigError",
     "ConflictError",
     "ContextOverflowError",
@@ -54,7 +58,9 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "InvalidResponseError",
+    "NoKeyAvailableError",
     "NotFoundError",
+    "PacingDeadlineError",
     "PermissionDeniedError",
     "RateLimitError",
     "RawchatError",
@@ -96,6 +102,22 @@ class ContextOverflowError(InvalidRequestError):
 
 class BudgetExceededError(RawchatError):
     """The request would take usage past a budget set on the ``UsageMeter``."""
+
+
+class NoKeyAvailableError(RawchatError):
+    """Every key of a ``KeyPool`` is retired, expired, or cooling down."""
+
+    def __init__(self, message: str, *, retry_in: Optional[float] = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.retry_in = retry_in
+
+
+class PacingDeadlineError(RawchatError):
+    """The ``Pacer``'s rate limit would make this request wait past its deadline."""
+
+    def __init__(self, message: str, *, wait: float, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.wait = wait
 
 
 class APIError(RawchatError):
@@ -188,6 +210,14 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     """5xx: the server (or a gateway in front of it) failed."""
+
+
+class CircuitOpenError(APIError):
+    """The endpoint's ``CircuitBreaker`` is open: the call was not attempted."""
+
+    def __init__(self, message: str, *, retry_in: float, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.retry_in = retry_in
 
 
 class InvalidResponseError(APIError):

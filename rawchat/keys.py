@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .config import clean_api_key
-from .errors import ConfigError, RawchatError
+from .errors import ConfigError, NoKeyAvailableError
 from .wire import fingerprint
 
 __all__ = ["KeyPool", "NoKeyAvailableError", "PooledKey", "parse_keys"]
@@ -40,14 +40,6 @@ log = logging.getLogger("rawchat.keys")
 
 SELECTIONS = ("round_robin", "least_recently_used", "fewest_in_flight")
 DEFAULT_COOLDOWN = 1.0
-
-
-class NoKeyAvailableError(RawchatError):
-    """Every key is retired, expired, or cooling down."""
-
-    def __init__(self, message: str, *, retry_in: Optional[float] = None, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.retry_in = retry_in
 
 
 @dataclass

@@ -26,21 +26,13 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
 
-from .errors import RawchatError
+from .errors import PacingDeadlineError
 
 __all__ = ["Pacer", "PacingDeadlineError", "RetryBudget", "TokenBucket", "parse_duration"]
 
 _DURATION = re.compile(
     r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?\Z"
 )
-
-
-class PacingDeadlineError(RawchatError):
-    """The rate limit would make this request wait past its deadline."""
-
-    def __init__(self, message: str, *, wait: float, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.wait = wait
 
 
 def parse_duration(text: str) -> Optional[float]:

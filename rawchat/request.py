@@ -16,7 +16,7 @@ chunk carries the token counts.
 from __future__ import annotations
 
 import json
-import platform
+import sys
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-USER_AGENT = f"rawchat/{__version__} python/{platform.python_version()}"
+USER_AGENT = f"rawchat/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
 
 
 def build_chat_request(

@@ -24,7 +24,7 @@ import contextlib
 import http.client
 import socket
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -40,8 +40,10 @@ from .errors import (
     InvalidResponseError,
     RawchatError,
 )
-from .trace import Exchange, Trace
 from .wire import Headers, HTTPRequest, HTTPResponse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trace import Exchange, Trace  # loaded by those who trace
 
 __all__ = ["StreamingResponse", "Transport", "ca_bundle", "proxy_for"]
 
