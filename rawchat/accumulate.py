@@ -8,8 +8,10 @@ pieces keyed by their own ``index``: ``id`` and ``function.name`` usually
 arrive once, ``function.arguments`` as JSON text cut anywhere, to be
 concatenated. The usage chunk comes last, with no choices.
 
-The accumulator keeps lists of pieces and joins them once, at the end, so
-a long stream costs linear time.
+The accumulator keeps the pieces and joins them at the end, so a long
+stream costs linear time; every 256 pieces are joined into one block, so a
+long answer is held as a few large strings instead of one small object
+(some 60 bytes of overhead) per token.
 """
 
 from __future__ import annotations
@@ -22,6 +24,32 @@ from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usa
 __all__ = ["Accumulator"]
 
 
+_BLOCK = 256
+
+
+class _Text:
+    """Text that arrives in pieces."""
+
+    __slots__ = ("blocks", "pieces")
+
+    def __init__(self) -> None:
+        self.blocks: List[str] = []
+        self.pieces: List[str] = []
+
+    def append(self, piece: str) -> None:
+        pieces = self.pieces
+        pieces.append(piece)
+        if len(pieces) == _BLOCK:
+            self.blocks.append("".join(pieces))
+            pieces.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self.pieces or self.blocks)
+
+    def __str__(self) -> str:
+        return "".join(self.blocks) + "".join(self.pieces)
+
+
 class _ToolCallState:
     __slots__ = ("arguments", "id", "name", "type")
 
@@ -29,7 +57,7 @@ class _ToolCallState:
         self.id = ""
         self.type = "function"
         self.name = ""
-        self.arguments: List[str] = []
+        self.arguments = _Text()
 
 
 class _ChoiceState:
@@ -44,9 +72,9 @@ class _ChoiceState:
 
     def __init__(self) -> None:
         self.role = "assistant"
-        self.content: List[str] = []
-        self.reasoning: List[str] = []
-        self.refusal: List[str] = []
+        self.content = _Text()
+        self.reasoning = _Text()
+        self.refusal = _Text()
         self.tool_calls: Dict[int, _ToolCallState] = {}
         self.finish_reason: Optional[str] = None
 
@@ -55,16 +83,16 @@ class _ChoiceState:
             ToolCall(
                 id=call.id,
                 type=call.type,
-                function=FunctionCall(call.name, "".join(call.arguments)),
+                function=FunctionCall(call.name, str(call.arguments)),
             )
             for _, call in sorted(self.tool_calls.items())
         )
         return Message(
             role=self.role,
-            content="".join(self.content) if self.content or not calls else None,
+            content=str(self.content) if self.content or not calls else None,
             tool_calls=calls,
-            refusal="".join(self.refusal) if self.refusal else None,
-            reasoning="".join(self.reasoning) if self.reasoning else None,
+            refusal=str(self.refusal) if self.refusal else None,
+            reasoning=str(self.reasoning) if self.reasoning else None,
         )
 
 
