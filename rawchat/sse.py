@@ -39,6 +39,7 @@ A line longer than ``max_line_bytes``, or an event with more data than
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from typing import List, NamedTuple, Optional, Union
 
 from .errors import StreamError
@@ -208,14 +209,62 @@ class SSEParser:
         )
 
     def _process(self, text: str) -> List[ServerSentEvent]:
-        """Parse whole lines (LF-terminated) into events.
+        """Parse whole lines (LF-terminated) into events."""
+        events = self._simple(text)
+        if events is None:
+            events = self._blocks(text)
+        data = self._data
+        if data:  # an event continues into the next read: bound its size
+            self._data_size += sum(map(len, data[self._counted :]))
+            self._counted = len(data)
+            if self._data_size > self.max_event_bytes:
+                raise self._too_long("event", self._data_size, self.max_event_bytes)
+        return events
 
-        The fast path: "\n\n" is a line end followed by a blank line, so
-        splitting on it cuts the text into blocks that each end one event. A
-        block that is a single ``data: `` line (almost every event of a chat
-        stream) becomes its event at once; any other block goes through the
-        line-by-line rules, as does the first one when an event begun in an
-        earlier read is still open.
+    def _simple(self, text: str) -> Optional[List[ServerSentEvent]]:
+        """The fastest path, for text made only of one-line ``data: `` events.
+
+        That is nearly every read of a chat stream: ``data: {...}`` and a
+        blank line, again and again, perhaps ending inside an event (after
+        its data line, before its blank line), perhaps continuing one such
+        event from the previous read. Then every LF in the text is one of
+        the pair between two events, ``"\n\ndata: "``, or the one or two at
+        its end; the counts below check exactly that. Then the text splits
+        straight into the events' data, and C-level iteration builds the
+        events. Returns None, to go the general way, for anything else.
+        """
+        if self._event_type or self._retry is not None:
+            return None
+        open_data = self._data
+        if open_data:
+            if len(open_data) > 1:
+                return None
+            # The open event's line, as it was (one space or none is the same).
+            text = f"data: {open_data[0]}\n{text}"
+        if text[:6] != "data: ":
+            return None
+        ends_event = text[-2:] == "\n\n"
+        if text.count("\n") != 2 * text.count("\n\ndata: ") + (2 if ends_event else 1):
+            return None
+        datas = text[6 : -2 if ends_event else -1].split("\n\ndata: ")
+        self._data_size = self._counted = 0
+        self._data = [] if ends_event else [datas.pop()]
+        return list(
+            map(
+                _new,
+                repeat(ServerSentEvent),
+                zip(repeat("message"), datas, repeat(self.last_event_id), repeat(None)),
+            )
+        )
+
+    def _blocks(self, text: str) -> List[ServerSentEvent]:
+        """The general way, still quick for the common blocks.
+
+        "\n\n" is a line end followed by a blank line, so splitting on it
+        cuts the text into blocks that each end one event. A block that is a
+        single ``data: `` line becomes its event at once; any other block
+        goes through the line-by-line rules, as does the first one when an
+        event begun in an earlier read is still open.
         """
         events: List[ServerSentEvent] = []
         blocks = text.split("\n\n")
@@ -234,12 +283,6 @@ class SSEParser:
                 self._lines([*block.split("\n"), ""], events)
         if tail:
             self._lines(tail.split("\n")[:-1], events)  # it ends with a line end
-        data = self._data
-        if data:  # an event continues into the next read: bound its size
-            self._data_size += sum(map(len, data[self._counted :]))
-            self._counted = len(data)
-            if self._data_size > self.max_event_bytes:
-                raise self._too_long("event", self._data_size, self.max_event_bytes)
         return events
 
     def _lines(self, lines: List[str], events: List[ServerSentEvent]) -> None:

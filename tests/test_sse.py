@@ -379,3 +379,32 @@ def test_a_one_event_read_over_the_line_limit_is_refused():
 
 def test_a_one_event_read_with_invalid_utf8_gets_the_replacement_character():
     assert parse([b"data: a\n\n", b"data: \xff\n\n"])[1] == ServerSentEvent(data="\ufffd")
+
+
+# Reads made only of one-line data events go the fastest way; these are its edges.
+
+
+def test_an_event_left_open_at_the_end_of_a_read_is_finished_by_the_next():
+    assert [e.data for e in parse([b"data: a\n\ndata: b\n", b"\ndata: c\n\n"])] == ["a", "b", "c"]
+
+
+def test_an_open_event_written_without_the_space_keeps_its_data():
+    assert [e.data for e in parse([b"data:x\n", b"\ndata: y\n\n"])] == ["x", "y"]
+
+
+def test_an_open_event_with_two_data_lines_joins_them():
+    assert [e.data for e in parse([b"data: a\ndata: b\n", b"\ndata: c\n\n"])] == ["a\nb", "c"]
+
+
+def test_extra_blank_lines_between_events_dispatch_nothing_more(feed):
+    assert [e.data for e in feed(b"data: a\n\n\n\ndata: b\n\n")] == ["a", "b"]
+
+
+def test_a_data_line_with_its_own_leading_space_keeps_it(feed):
+    assert [e.data for e in feed(b"data:  a\n\ndata: b\n\n")] == [" a", "b"]
+
+
+def test_an_open_event_over_the_size_limit_is_refused_in_one_read():
+    parser = SSEParser(max_event_bytes=10)
+    with pytest.raises(StreamError, match="event of over 20 bytes"):
+        parser.feed(b"data: a\n\ndata: " + b"x" * 20 + b"\n")
