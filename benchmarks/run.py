@@ -245,7 +245,7 @@ def _at(client, path):
     base = client.settings.base_url.rsplit("/v1", 1)[0] + path.rsplit("/chat/completions", 1)[0]
     cached = _at.__dict__.setdefault("clients", {})
     if base not in cached:
-        cached[base] = rawchat.Client(KEY, base, max_retries=0, session=client.transport.session)
+        cached[base] = rawchat.Client(KEY, base, max_retries=0)
     return cached[base]
 
 

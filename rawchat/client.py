@@ -235,7 +235,8 @@ class Client:
                 failure = failure or exc
                 self._degrade(target_model, exc)
                 continue
-            completion = replace(completion, degraded=degraded)
+            if degraded:
+                completion = replace(completion, degraded=True)
             if self.cache is not None:  # a fallback's answer is a real answer too
                 self.cache.put(_cache_key(model, messages, params), completion)
             return completion
@@ -254,7 +255,9 @@ class Client:
         estimate = self._before(model, request, params)
         call = Call(self, request, model, self.calibration.correct(model, estimate))
         response = call.send()
-        completion = replace(completion_from_response(response), retries_taken=call.retries)
+        completion = completion_from_response(response)
+        if call.retries:
+            completion = replace(completion, retries_taken=call.retries)
         self._after(model, estimate, completion, call.key_label)
         return completion
 

@@ -12,7 +12,7 @@ import responses
 from rawchat.config import Timeout
 from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError
 from rawchat.transport import Transport
-from rawchat.wire import HTTPRequest
+from rawchat.wire import Headers, HTTPRequest
 
 from .raw_server import RawServer, _read_request
 
@@ -39,6 +39,63 @@ def test_every_request_carries_connect_and_read_timeouts():
     responses.add_callback(responses.GET, "https://x/v1/models", callback=callback)
     Transport().send(get("https://x/v1/models"), Timeout(3, 40))
     assert seen["timeout"] == (3, 40)
+
+
+POST = HTTPRequest(
+    "POST",
+    "http://x/v1/chat/completions",
+    headers=Headers([("Authorization", "Bearer sk-test"), ("Content-Type", "application/json")]),
+    body=b'{"model":"m"}',
+)
+AS_SENT = [
+    ("User-Agent", f"python-requests/{requests.__version__}"),
+    ("Accept-Encoding", requests.utils.DEFAULT_ACCEPT_ENCODING),
+    ("Accept", "*/*"),
+    ("Connection", "keep-alive"),
+    ("Authorization", "Bearer sk-test"),
+    ("Content-Type", "application/json"),
+    ("Content-Length", "13"),
+]
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_the_headers_sent_are_the_sessions_defaults_under_ours(session):
+    seen = {}
+
+    def callback(request):
+        seen["headers"] = list(request.headers.items())
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.POST, "http://x/v1/chat/completions", callback=callback)
+    Transport(session() if session else None).send(POST, Timeout())
+    assert seen["headers"] == AS_SENT
+
+
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_a_netrc_entry_for_the_host_does_not_replace_the_bearer_key(tmp_path, monkeypatch, session):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        request = HTTPRequest(
+            "GET", server.base_url + "/models", headers=Headers([("Authorization", "Bearer sk-x")])
+        )
+        Transport(session() if session else None).send(request, Timeout(2, 2))
+    assert b"\r\nAuthorization: Bearer sk-x\r\n" in server.requests[0]
+
+
+@responses.activate
+def test_a_host_in_unicode_is_sent_idna_encoded():
+    responses.add(responses.GET, "http://xn--bcher-kva.example/v1/models", body=b"{}")
+    assert Transport().send(get("http://bücher.example/v1/models"), Timeout()).body == b"{}"
 
 
 @responses.activate
