@@ -3,10 +3,28 @@
     python -m pip install -e '.[bench]' && python benchmarks/run.py [--quick]
 
 A fast loopback server (its own process, precomputed bytes, no http.server)
-answers every client; each client runs in a fresh process; every client
-must return exactly the expected text before its figure counts. Figures
-are medians, shown with their ratio to the raw-socket floor measured in the
-same run. Clients that are not installed are skipped.
+answers every client; each client runs each figure in a fresh process and
+must return exactly the expected text (or events) before its figure counts.
+Figures are medians, each shown with its ratio to the raw-socket floor
+measured in the same run; a second table checks rawchat's targets. Clients
+that are not installed are skipped.
+
+The figures:
+
+* import ms: ``import X`` timed inside a fresh interpreter (bytecode
+  compiled beforehand, as an installed package has it), and the same with a
+  client made (``requests.Session()``, ``rawchat.Client(...)``...).
+* requests/s: sequential non-streaming calls over one kept-alive connection.
+* chunks/s: one 5,000-chunk stream, read to the end.
+* first delta: the server sends the first event, then pauses 200 ms; the
+  time from the request's start, and from the server's flush, until the
+  client yields the first text. Chunked, and close-delimited (no length, no
+  chunking, as some proxies send).
+* SSE parse MB/s: each client's own SSE parser on a 20 MB chat stream cut
+  into random 1-16,384-byte pieces (split CRLF-free lines and UTF-8).
+* peak RSS and growth: one 50,000-chunk stream, after a warm-up.
+* concurrency: N threads sharing one client against a server that takes
+  10 ms per request; requests/s, and how many connections were opened.
 """
 
 from __future__ import annotations
@@ -14,24 +32,31 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS = ["floor", "rawchat", "requests", "requests+sseclient", "httpx+httpx-sse", "openai"]
-IMPORTS = {
-    "rawchat": "rawchat",
-    "requests": "requests",
-    "requests+sseclient": "requests, sseclient",
-    "httpx+httpx-sse": "httpx, httpx_sse",
-    "openai": "openai",
-}
 KEY = "sk-bench-0000000000000000"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+LATENCY = 0.01  # seconds the server takes per request in the concurrency figure
+POOL = 10  # rawchat's and requests' default connections per host
+WORDS = ["你好", " world", " token", "，", " stream"]
+
+# What importing each client, and making it ready to send, means.
+IMPORTS = {
+    "rawchat": ("import rawchat", "rawchat.Client({key!r}, {base!r})"),
+    "requests": ("import requests", "requests.Session()"),
+    "requests+sseclient": ("import requests, sseclient", "requests.Session()"),
+    "httpx+httpx-sse": ("import httpx, httpx_sse", "httpx.Client()"),
+    "openai": ("import openai", "openai.OpenAI(api_key={key!r}, base_url={base!r})"),
+}
 
 
 # -- the server ------------------------------------------------------------------
@@ -54,32 +79,32 @@ def _event(content: Optional[str], finish: Optional[str] = None) -> bytes:
 
 
 def stream_events(chunks: int) -> List[bytes]:
-    words = ["你好", " world", " token", "，", " stream"]
-    return [_event(words[i % len(words)]) for i in range(chunks)] + [
+    return [_event(WORDS[i % len(WORDS)]) for i in range(chunks)] + [
         _event(None, "stop"),
         b"data: [DONE]\n\n",
     ]
 
 
 def expected_text(chunks: int) -> str:
-    words = ["你好", " world", " token", "，", " stream"]
-    return "".join(words[i % len(words)] for i in range(chunks))
+    return "".join(WORDS[i % len(WORDS)] for i in range(chunks))
 
 
-def serve(port_queue: multiprocessing.Queue[int], latency: float) -> None:
-    """Answers by path: /v1/chat/completions (JSON), /s/N/chat/completions (N-chunk
-    chunked stream), /p/chat/completions (first chunk, pause, rest),
-    /pc/chat/completions (the same, close-delimited)."""
+def serve(port_queue: Any, latency: float) -> None:
+    """Answers by path: /v1/chat/completions (JSON), /l/... (JSON after ``latency``),
+    /s/N/... (N-chunk chunked stream), /p/... (first chunk, pause, rest), /pc/...
+    (the same, close-delimited), /stats (connections accepted, time of the last
+    first-chunk flush on the shared monotonic clock)."""
     json_answer = _completion("ok")
-    json_head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-        % len(json_answer)
+    json_response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(json_answer), json_answer)
     )
     chunked_head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     close_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
     streams: Dict[int, bytes] = {}
+    stats = {"connections": 0, "flushed": 0.0}
 
     def chunked(events: List[bytes]) -> bytes:
         return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
@@ -103,89 +128,119 @@ def serve(port_queue: multiprocessing.Queue[int], latency: float) -> None:
                     rest += conn.recv(65536)
                 buffer = rest[length:]
                 path = head.split(b" ", 2)[1].decode()
-                if latency:
-                    time.sleep(latency)
-                if "/s/" in path:
+                if path.endswith("/stats"):
+                    body = json.dumps(stats).encode()
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                elif "/s/" in path:
                     count = int(path.split("/s/")[1].split("/")[0])
                     if count not in streams:
                         streams[count] = chunked(stream_events(count)) + b"0\r\n\r\n"
                     conn.sendall(chunked_head + streams[count])
                 elif "/p/" in path or "/pc/" in path:
-                    first, rest_events = (
-                        _event("first"),
-                        [_event(" rest", "stop"), b"data: [DONE]\n\n"],
-                    )
-                    if "/p/" in path:
-                        conn.sendall(chunked_head + chunked([first]))
-                        time.sleep(0.2)
-                        conn.sendall(chunked(rest_events) + b"0\r\n\r\n")
-                    else:
-                        conn.sendall(close_head + first)
-                        time.sleep(0.2)
+                    first = _event("first")
+                    rest_events = [_event(" rest", "stop"), b"data: [DONE]\n\n"]
+                    close = "/pc/" in path
+                    stats["flushed"] = time.monotonic()
+                    conn.sendall(close_head + first if close else chunked_head + chunked([first]))
+                    time.sleep(0.2)
+                    if close:
                         conn.sendall(b"".join(rest_events))
                         return
+                    conn.sendall(chunked(rest_events) + b"0\r\n\r\n")
                 else:
-                    conn.sendall(json_head + json_answer)
+                    if "/l/" in path:
+                        time.sleep(latency)
+                    conn.sendall(json_response)
 
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener.listen(128)
     port_queue.put(listener.getsockname()[1])
     while True:
         conn, _ = listener.accept()
+        stats["connections"] += 1
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def server_stats(base: str) -> Dict[str, float]:
+    host, port = base.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"}"):
+            data += sock.recv(65536)
+    return json.loads(data.partition(b"\r\n\r\n")[2])
 
 
 # -- the clients (run in a child process) -------------------------------------------
 
 
 def make_client(name: str, base: str) -> Dict[str, Callable]:
-    """``chat(path) -> text`` and ``stream(path) -> iterator of text deltas``."""
+    """``chat(path) -> text``, ``stream(path) -> iterator of text deltas``, and
+    ``parse(pieces) -> list of event data``, the client's own SSE parser."""
+    sys.path.insert(0, HERE)
+    import sse_throughput
+
     if name == "rawchat":
         import rawchat
 
-        client = rawchat.Client(KEY, base, max_retries=0)
         messages = [{"role": "user", "content": "hi"}]
+        clients: Dict[str, Any] = {}
+
+        def at(path: str) -> Any:
+            # The path picks the server's behaviour, so it goes in the base URL.
+            prefix = path.rsplit("/chat/completions", 1)[0]
+            if prefix not in clients:
+                clients[prefix] = rawchat.Client(KEY, base + prefix, max_retries=0)
+            return clients[prefix]
 
         def chat(path):
-            return _at(client, path).chat(messages, model="m").content
+            return at(path).chat(messages, model="m").content
 
         def stream(path):
-            with _at(client, path).stream(messages, model="m", include_usage=False) as s:
+            with at(path).stream(messages, model="m", include_usage=False) as s:
                 yield from s.text()
 
-        return {"chat": chat, "stream": stream}
+        return {"chat": chat, "stream": stream, "parse": sse_throughput.parse_rawchat}
     if name in ("requests", "requests+sseclient"):
+        import io
+
         import requests
 
         session = requests.Session()
         headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
         def chat(path):
-            return session.post(base + path, data=BODY, headers=headers).json()["choices"][0][
-                "message"
-            ]["content"]
+            answer = session.post(base + path, data=BODY, headers=headers).json()
+            return answer["choices"][0]["message"]["content"]
+
+        def datas(response):
+            if name == "requests":
+                lines = response.iter_lines()
+                return (line[6:].decode() for line in lines if line.startswith(b"data: "))
+            import sseclient
+
+            return (e.data for e in sseclient.SSEClient(response.iter_content(None)).events())
 
         def stream(path):
             response = session.post(base + path, data=BODY, headers=headers, stream=True)
-            if name == "requests":
-                lines = (line[6:] for line in response.iter_lines() if line.startswith(b"data: "))
-            else:
-                import sseclient
-
-                lines = (
-                    e.data
-                    for e in sseclient.SSEClient(response.iter_content(chunk_size=None)).events()
-                )
-            for data in lines:
-                if data in (b"[DONE]", "[DONE]"):
+            for data in datas(response):
+                if data == "[DONE]":
                     break
                 for choice in json.loads(data)["choices"]:
                     if choice["delta"].get("content"):
                         yield choice["delta"]["content"]
 
-        return {"chat": chat, "stream": stream}
+        def iter_lines(pieces):  # as on a real response
+            response = requests.Response()
+            response.raw = io.BytesIO(b"".join(pieces))
+            return list(datas(response))
+
+        parse = iter_lines if name == "requests" else sse_throughput.parse_sseclient
+        return {"chat": chat, "stream": stream, "parse": parse}
     if name == "httpx+httpx-sse":
         import httpx
         from httpx_sse import connect_sse
@@ -204,49 +259,34 @@ def make_client(name: str, base: str) -> Dict[str, Callable]:
                         if choice["delta"].get("content"):
                             yield choice["delta"]["content"]
 
-        return {"chat": chat, "stream": stream}
+        return {"chat": chat, "stream": stream, "parse": sse_throughput.parse_httpx_sse}
     if name == "openai":
         import openai
 
-        def client_for(path):
-            return openai.OpenAI(
-                api_key=KEY, base_url=base + path.rsplit("/chat/completions", 1)[0], max_retries=0
-            )
+        cache: Dict[str, Any] = {}
 
-        cache: Dict[str, object] = {}
+        def client_for(path):
+            prefix = path.rsplit("/chat/completions", 1)[0]
+            if prefix not in cache:
+                cache[prefix] = openai.OpenAI(api_key=KEY, base_url=base + prefix, max_retries=0)
+            return cache[prefix]
 
         def chat(path):
-            client = cache.setdefault(path, client_for(path))
-            return (
-                client.chat.completions.create(
-                    model="m", messages=[{"role": "user", "content": "hi"}]
-                )
-                .choices[0]
-                .message.content
+            answer = client_for(path).chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}]
             )
+            return answer.choices[0].message.content
 
         def stream(path):
-            client = cache.setdefault(path, client_for(path))
-            for chunk in client.chat.completions.create(
+            for chunk in client_for(path).chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "hi"}], stream=True
             ):
                 for choice in chunk.choices:
                     if choice.delta.content:
                         yield choice.delta.content
 
-        return {"chat": chat, "stream": stream}
+        return {"chat": chat, "stream": stream, "parse": sse_throughput.parse_openai}
     return _floor(base)
-
-
-def _at(client, path):
-    """The rawchat client for a benchmark path (the path selects the server's behaviour)."""
-    import rawchat
-
-    base = client.settings.base_url.rsplit("/v1", 1)[0] + path.rsplit("/chat/completions", 1)[0]
-    cached = _at.__dict__.setdefault("clients", {})
-    if base not in cached:
-        cached[base] = rawchat.Client(KEY, base, max_retries=0)
-    return cached[base]
 
 
 def _floor(base: str) -> Dict[str, Callable]:
@@ -289,8 +329,7 @@ def _floor(base: str) -> Dict[str, Callable]:
         while True:
             while b"\n\n" in data:
                 event, _, data = data.partition(b"\n\n")
-                start = event.find(b"data: ")
-                payload = event[start + 6 :]
+                payload = event[event.find(b"data: ") + 6 :]
                 if payload == b"[DONE]":
                     if close:
                         sock.close()
@@ -304,13 +343,27 @@ def _floor(base: str) -> Dict[str, Callable]:
                         yield choice["delta"]["content"]
             data += sock.recv(65536)
 
-    return {"chat": chat, "stream": stream}
+    def parse(pieces):
+        # Event boundaries and nothing else: no field rules, no CR, no BOM.
+        events, buffer = [], b""
+        for piece in pieces:
+            parts = (buffer + piece).split(b"\n\n")
+            buffer = parts.pop()
+            events += [part[6:].decode() for part in parts]
+        return events
+
+    return {"chat": chat, "stream": stream, "parse": parse}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
     """Run in a child process: one figure for one client."""
     client = make_client(name, base)
-    results = []
+    results: List[float] = []
     if figure == "requests_per_s":
         calls = 300 if runs < 5 else 2000
         client["chat"]("/chat/completions")
@@ -321,28 +374,101 @@ def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
             results.append(calls / (time.perf_counter() - started))
     elif figure == "chunks_per_s":
         count = 5000
+        assert "".join(client["stream"]("/s/10/chat/completions")) == expected_text(10)
         for _ in range(runs):
             started = time.perf_counter()
             text = "".join(client["stream"](f"/s/{count}/chat/completions"))
             results.append(count / (time.perf_counter() - started))
             assert text == expected_text(count), "wrong text"
-    elif figure in ("first_delta_ms", "first_delta_close_ms"):
-        path = "/p/chat/completions" if figure == "first_delta_ms" else "/pc/chat/completions"
-        for _ in range(runs):
-            started = time.perf_counter()
+    elif figure in ("first_delta", "first_delta_close"):
+        path = "/p/chat/completions" if figure == "first_delta" else "/pc/chat/completions"
+        from_start, from_flush = [], []
+        for _ in range(runs + 1):  # the first run opens the connection: not counted
+            started = time.monotonic()
             deltas = client["stream"](path)
             assert next(deltas) == "first"
-            results.append((time.perf_counter() - started) * 1000)
+            arrived = time.monotonic()
             assert "".join(deltas) == " rest"
-    elif figure == "peak_rss_mb":
+            from_start.append((arrived - started) * 1000)
+            from_flush.append((arrived - server_stats(base)["flushed"]) * 1000)
+        results = [statistics.median(from_start[1:]), statistics.median(from_flush[1:])]
+    elif figure == "sse_mb_s":
+        from sse_throughput import cut, expected_data, make_stream
+
+        data = make_stream(20)
+        expected = expected_data(data)
+        pieces = cut(data)
+        assert client["parse"](pieces) == expected, "wrong events"
+        for _ in range(runs):
+            started = time.perf_counter()
+            client["parse"](pieces)
+            results.append(len(data) / 1e6 / (time.perf_counter() - started))
+    elif figure == "memory":
+        import gc
         import resource
 
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        text_length = sum(len(t) for t in client["stream"]("/s/50000/chat/completions"))
-        assert text_length == len(expected_text(50000))
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        results = [after / 1024, (after - before) / 1024]
+        def once() -> float:
+            length = sum(len(t) for t in client["stream"]("/s/50000/chat/completions"))
+            assert length == len(expected_text(50000))
+            gc.collect()
+            return _rss_mb()
+
+        assert "".join(client["stream"]("/s/100/chat/completions")) == expected_text(100)
+        first = once()
+        # A second stream like the first: what it adds is what a stream leaks
+        # (RSS after the first also holds memory the allocator keeps for reuse).
+        second = once()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results = [peak, second - first]
+    elif figure.startswith("threads_"):
+        results = _concurrency(name, client, base, int(figure.split("_")[1]), runs)
     return results
+
+
+def _concurrency(
+    name: str, client: Dict[str, Callable], base: str, threads: int, runs: int
+) -> List[float]:
+    """[requests/s, connections opened, sockets left open] for ``threads`` threads
+    sharing ``client``."""
+    calls = 20 if runs < 5 else 50  # per thread
+    before = server_stats(base)["connections"]
+    # One client shared by every thread; the floor has a socket per thread.
+    shared = [client if name != "floor" else _floor(base) for _ in range(threads)]
+    for each in shared:
+        each["chat"]("/l/chat/completions")
+    errors: List[BaseException] = []
+
+    def work(each):
+        try:
+            for _ in range(calls):
+                assert each["chat"]("/l/chat/completions") == "ok"
+        except BaseException as exc:  # reported below, not lost in a thread
+            errors.append(exc)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(each,)) for each in shared]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    # Each server_stats() call is a connection of its own.
+    opened = server_stats(base)["connections"] - before - 1
+    return [threads * calls / elapsed, opened, _open_sockets()]
+
+
+def _open_sockets() -> int:
+    fds = os.listdir("/proc/self/fd")
+    return sum(1 for fd in fds if _readlink(f"/proc/self/fd/{fd}").startswith("socket:"))
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # the listing's own descriptor, closed by now
+        return ""
 
 
 # -- the runner -------------------------------------------------------------------------
@@ -350,11 +476,11 @@ def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
 
 def child(name: str, base: str, figure: str, runs: int) -> Optional[List[float]]:
     code = (
-        f"import sys, json; sys.path.insert(0, {sys.path[0]!r}); import run; "
+        f"import sys, json; sys.path.insert(0, {HERE!r}); import run; "
         f"print(json.dumps(run.measure({name!r}, {base!r}, {figure!r}, {runs})))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900
     )
     if result.returncode != 0:
         if "ModuleNotFoundError" in result.stderr or "ImportError" in result.stderr:
@@ -363,83 +489,255 @@ def child(name: str, base: str, figure: str, runs: int) -> Optional[List[float]]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def import_ms(modules: str, runs: int) -> Optional[float]:
-    def once(code: str) -> float:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-        return time.perf_counter() - started
+def import_ms(names: List[str], base: str, runs: int) -> Dict[str, List[List[float]]]:
+    """For each client, ms for the import alone and for the import with a client made.
 
-    try:
-        subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, capture_output=True)
-    except subprocess.CalledProcessError:
-        return None
-    bare = statistics.median(once("pass") for _ in range(runs))
-    return (statistics.median(once(f"import {modules}") for _ in range(runs)) - bare) * 1000
+    The samples are interleaved across clients, so that the machine's slow
+    spells fall on all of them alike.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def once(code: str) -> float:
+        timed = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+        out = subprocess.run(
+            [sys.executable, "-c", timed], capture_output=True, text=True, env=environment
+        )
+        if out.returncode != 0:
+            raise ImportError(out.stderr)
+        return float(out.stdout) * 1000
+
+    codes = {}
+    for name in names:
+        imports, ready = IMPORTS[name]
+        codes[name] = (imports, f"{imports}; {ready.format(key=KEY, base=base)}")
+        once(codes[name][1])  # writes the bytecode an installed package would have
+    samples: Dict[str, List[List[float]]] = {name: [[], []] for name in names}
+    for _ in range(max(runs * 3, 11)):
+        for name, (imports, ready) in codes.items():
+            samples[name][0].append(once(imports))
+            samples[name][1].append(once(ready))
+    return samples
+
+
+def installed(name: str) -> bool:
+    if name == "floor":
+        return True
+    code = IMPORTS[name][0]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+SERIES = {"requests_per_s", "chunks_per_s", "sse_mb_s"}
+SCALING = (1, 2, 5, POOL, POOL * 2, POOL * 4)  # threads, for rawchat alone
+FIGURES = [
+    "requests_per_s",
+    "chunks_per_s",
+    "first_delta",
+    "first_delta_close",
+    "sse_mb_s",
+    "memory",
+    f"threads_{POOL}",
+    f"threads_{POOL * 2}",
+]
+
+
+def collect(base: str, runs: int, rounds: int) -> Dict[str, Dict[str, Any]]:
+    """Every figure for every client: ``rounds`` fresh processes each, interleaved."""
+    names = [name for name in CLIENTS if installed(name)]
+    for name in sorted(set(CLIENTS) - set(names)):
+        print(f"skipped {name}: not installed", file=sys.stderr)
+    table: Dict[str, Dict[str, Any]] = {name: {} for name in names}
+    for name, (alone, ready) in import_ms([n for n in names if n != "floor"], base, runs).items():
+        table[name]["import"] = [statistics.median(alone), statistics.median(ready)]
+    table["floor"]["import"] = [0.0, 0.0]
+    scaling = [f"threads_{n}" for n in SCALING if f"threads_{n}" not in FIGURES]
+    for figure in FIGURES + scaling:
+        clients = ["rawchat"] if figure in scaling else names
+        samples: Dict[str, List[List[float]]] = {name: [] for name in clients}
+        for _ in range(rounds):
+            for name in clients:
+                samples[name].append(child(name, base, figure, runs))
+        for name, values in samples.items():
+            if figure in SERIES:  # every sample of every round
+                table[name][figure] = [v for each in values for v in each]
+            else:  # [a, b, ...] per round: the median of each
+                table[name][figure] = [statistics.median(column) for column in zip(*values)]
+        print(f"measured {figure}", file=sys.stderr)
+    return table
+
+
+def _cell(value: float, floor: Optional[float] = None, higher: bool = True) -> str:
+    text = f"{value:,.0f}" if value >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
+    if floor is None:
+        return text
+    if higher:
+        return f"{text} ({value / floor:.2f}x)"
+    return f"{text} (+{value - floor:.2f})"
+
+
+def report(table: Dict[str, Dict[str, Any]], runs: int, rounds: int) -> None:
+    floor = table["floor"]
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores; medians of {rounds} fresh "
+        f"processes x {runs} runs; (x) is the ratio to the raw-socket floor, (+) the ms "
+        "above it; import ms are net of the interpreter, (x) there is the ratio to requests"
+    )
+    columns = [
+        "import ms",
+        "import + client ms",
+        "requests/s",
+        "chunks/s",
+        "first delta ms, chunked: from start / from flush",
+        "first delta ms, close-delimited: from start / from flush",
+        "SSE parse MB/s",
+        "peak RSS MB (growth)",
+        f"{POOL} threads req/s",
+        f"{POOL * 2} threads req/s (opened, open after)",
+    ]
+    print("| client | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    requests_import = table["requests"]["import"] if "requests" in table else [0.0, 0.0]
+    for name, row in table.items():
+        cells = []
+        for value, reference in zip(row["import"], requests_import):
+            ratio = f" ({value / reference:.2f}x)" if reference and name != "floor" else ""
+            cells.append(f"{value:.1f}{ratio}")
+        for figure in ("requests_per_s", "chunks_per_s"):
+            cells.append(_cell(statistics.median(row[figure]), statistics.median(floor[figure])))
+        for figure in ("first_delta", "first_delta_close"):
+            start, flush = row[figure]
+            cells.append(
+                f"{_cell(start, floor[figure][0], higher=False)} / "
+                f"{_cell(flush, floor[figure][1], higher=False)}"
+            )
+        cells.append(
+            _cell(statistics.median(row["sse_mb_s"]), statistics.median(floor["sse_mb_s"]))
+        )
+        cells.append(f"{row['memory'][0]:.1f} ({row['memory'][1]:+.1f})")
+        cells.append(_cell(row[f"threads_{POOL}"][0], floor[f"threads_{POOL}"][0]))
+        rate, opened, left = row[f"threads_{POOL * 2}"]
+        cells.append(f"{_cell(rate, floor[f'threads_{POOL * 2}'][0])} ({opened:.0f}, {left:.0f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    print()
+    print(f"rawchat, threads sharing one client, {LATENCY * 1000:.0f} ms per request, pool {POOL}:")
+    print("| threads | requests/s | per thread | connections opened | sockets open after |")
+    print("|---|---|---|---|---|")
+    for threads in SCALING:
+        rate, opened, left = table["rawchat"][f"threads_{threads}"]
+        print(f"| {threads} | {rate:,.0f} | {rate / threads:.1f} | {opened:.0f} | {left:.0f} |")
+    print()
+    targets(table)
+
+
+def targets(table: Dict[str, Dict[str, Any]]) -> None:
+    """rawchat's targets, each with the figures that decide it."""
+    ours, floor = table["rawchat"], table["floor"]
+    rows = []
+
+    def median(name: str, figure: str) -> Optional[float]:
+        return statistics.median(table[name][figure]) if name in table else None
+
+    def ratio(figure: str, peer: str) -> Optional[float]:
+        theirs = median(peer, figure)
+        return median("rawchat", figure) / theirs if theirs else None  # type: ignore[operator]
+
+    def check(figure: str, target: str, value: Optional[float], limit: float, higher: bool) -> None:
+        if value is None:
+            rows.append((figure, target, "n/a", "peer not installed"))
+            return
+        met = value >= limit if higher else value <= limit
+        rows.append((figure, target, f"{value:.2f}", "met" if met else "not met"))
+
+    imports = table["requests"]["import"] if "requests" in table else None
+    check(
+        "import time",
+        "at most 1.1x `import requests`",
+        imports and ours["import"][0] / imports[0],
+        1.1,
+        False,
+    )
+    check(
+        "import + client",
+        "(reported) vs requests + Session()",
+        imports and ours["import"][1] / imports[1],
+        1.1,
+        False,
+    )
+    check(
+        "requests/s", "at least 0.9x plain requests", ratio("requests_per_s", "requests"), 0.9, True
+    )
+    check(
+        "chunks/s",
+        "at least 0.9x requests iter_lines",
+        ratio("chunks_per_s", "requests"),
+        0.9,
+        True,
+    )
+    check("chunks/s", "at least 10x the openai SDK", ratio("chunks_per_s", "openai"), 10, True)
+    for figure, label in (("first_delta", "chunked"), ("first_delta_close", "close-delimited")):
+        above = [ours[figure][i] - floor[figure][i] for i in (0, 1)]
+        check(
+            f"first delta, {label}",
+            "within 0.5 ms of the floor, from the flush",
+            above[1],
+            0.5,
+            False,
+        )
+        check(
+            f"first delta, {label}",
+            "(reported) ms above the floor, from the start",
+            above[0],
+            0.5,
+            False,
+        )
+    check(
+        "SSE parse",
+        "at least 2.5x sseclient-py",
+        ratio("sse_mb_s", "requests+sseclient"),
+        2.5,
+        True,
+    )
+    check("SSE parse", "at least 1.5x httpx-sse", ratio("sse_mb_s", "httpx+httpx-sse"), 1.5, True)
+    peers = [table[n]["memory"][0] for n in ("requests", "requests+sseclient") if n in table]
+    above = ours["memory"][0] - min(peers) if peers else None
+    check("peak RSS", "MB above the requests-based peers (at most 0)", above, 0.0, False)
+    check(
+        "RSS growth",
+        "MB a second 50,000-chunk stream adds (at most 0.5)",
+        ours["memory"][1],
+        0.5,
+        False,
+    )
+    scale = ours[f"threads_{POOL}"][0] / (POOL * ours["threads_1"][0])
+    check("concurrency", f"{POOL} threads: at least 0.8 x {POOL} x one thread", scale, 0.8, True)
+    left = ours[f"threads_{POOL * 4}"][2]
+    check(
+        "connections", f"{POOL * 4} threads: at most {POOL} sockets open after", left, POOL, False
+    )
+    print("| figure | target | rawchat | verdict |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--quick", action="store_true", help="3 runs and 1 round, not 5 and 2")
+    parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
-    runs = 3 if args.quick else 5
-    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(queue, 0.0), daemon=True)
+    runs, rounds = (3, 1) if args.quick else (5, 2)
+    queue: Any = multiprocessing.Queue()
+    server = multiprocessing.Process(target=serve, args=(queue, LATENCY), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{queue.get(timeout=10)}/v1"
-
-    figures = [
-        "requests_per_s",
-        "chunks_per_s",
-        "first_delta_ms",
-        "first_delta_close_ms",
-        "peak_rss_mb",
-    ]
-    table: Dict[str, Dict[str, Optional[float]]] = {}
-    for name in CLIENTS:
-        row: Dict[str, Optional[float]] = {
-            "import_ms": import_ms(IMPORTS[name], runs) if name in IMPORTS else 0.0
-        }
-        for figure in figures:
-            values = child(name, base, figure, runs)
-            if values is None:
-                row = {}
-                break
-            row[figure] = values[0] if figure == "peak_rss_mb" else statistics.median(values)
-        if row:
-            table[name] = row
-        print(f"measured {name}", file=sys.stderr)
-    server.terminate()
-
-    floor = table["floor"]
-    higher_better = {"requests_per_s", "chunks_per_s"}
-    print(
-        f"Python {sys.version.split()[0]}, {runs} runs each, medians; (x) = ratio to the "
-        "raw-socket floor, or for import time to `import requests`"
-    )
-    columns = ["import_ms", *figures]
-    print("| client | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for name, row in table.items():
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if value is None:
-                cells.append("n/a")
-                continue
-            if column == "import_ms":
-                reference = table.get("requests", {}).get("import_ms") or 0
-                ratio = f" ({value / reference:.2f}x)" if reference and name != "floor" else ""
-            elif column == "peak_rss_mb":
-                ratio = ""
-            else:
-                base_value = floor[column] or 1e-9
-                ratio = (
-                    f" ({value / base_value:.2f}x)"
-                    if column in higher_better
-                    else f" (+{value - base_value:.2f})"
-                )
-            cells.append(f"{value:.1f}{ratio}" if value >= 10 else f"{value:.3f}{ratio}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    try:
+        table = collect(base, runs, rounds)
+    finally:
+        server.terminate()
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(table, out, indent=1)
+    report(table, runs, rounds)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from .errors import APIConnectionError
 __all__ = ["ChunkedDecoder"]
 
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX = b"0123456789abcdefABCDEF"
 MAX_LINE_BYTES = 4096  # a size line or trailer field; http.client allows 64 KiB
 
 
@@ -64,6 +64,27 @@ class ChunkedDecoder:
         body: List[bytes] = []
         pos, end = 0, len(data)
         while pos < end:
+            if self._state == _SIZE:
+                newline = data.find(b"\n", pos)
+                if newline < 0:
+                    self._keep_line(data[pos:])
+                    break
+                cr = newline > pos and data[newline - 1] == 13
+                digits = data[pos : newline - 1 if cr else newline]
+                if 0 < len(digits) <= 16 and not digits.translate(None, _HEX):
+                    size = int(digits, 16)  # hex digits alone, the usual size line
+                else:  # extensions, spaces, or not a size at all
+                    size = _chunk_size(data[pos : newline + 1])
+                pos = newline + 1
+                stop = pos + size
+                # The usual case: the whole chunk and its CRLF are in this read.
+                if size and data[stop : stop + 2] == b"\r\n":
+                    body.append(data[pos:stop])
+                    pos = stop + 2
+                    continue
+                self._left = size
+                self._state = _DATA if size else _TRAILER
+                continue
             if self._state == _DATA:
                 take = min(self._left, end - pos)
                 # A read that is exactly one chunk's data needs no copy.
@@ -79,10 +100,7 @@ class ChunkedDecoder:
                 break
             line = data[pos : newline + 1]
             pos = newline + 1
-            if self._state == _SIZE:
-                self._left = _chunk_size(line)
-                self._state = _DATA if self._left else _TRAILER
-            elif self._state == _DATA_END:
+            if self._state == _DATA_END:
                 if line not in (b"\r\n", b"\n"):
                     raise _malformed(f"chunk data runs past its size: {line[:40]!r}")
                 self._state = _SIZE
@@ -107,8 +125,11 @@ def _chunk_size(line: bytes) -> int:
     """``chunk-size [ chunk-ext ] CRLF`` -> the size."""
     if len(line) > MAX_LINE_BYTES:
         raise _malformed(f"a chunk size line of {len(line)} bytes")
-    digits = line.split(b";", 1)[0].rstrip(b"\r\n").strip(b" \t")
-    if not digits or len(digits) > 16 or not _HEX.issuperset(digits):
+    digits = line.rstrip(b"\r\n")
+    if b";" in digits:
+        digits = digits.split(b";", 1)[0]
+    digits = digits.strip(b" \t")
+    if not digits or len(digits) > 16 or digits.translate(None, _HEX):
         raise _malformed(f"bad chunk size line {line[:40]!r}")
     return int(digits, 16)
 

@@ -137,3 +137,15 @@ def test_any_chunking_cut_anywhere_decodes_to_the_body(pieces, rng):
     decoder = decode([wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])])
     assert decoder.body == b"".join(pieces)
     assert decoder.done
+
+
+@pytest.mark.parametrize(
+    "wire", [b"\r\n3\r\nabc\r\n0\r\n\r\n", b"\n3\r\nabc\r\n0\r\n\r\n", b"3\r\nabc\r\n\r\n0\r\n\r\n"]
+)
+def test_an_empty_line_where_a_size_belongs_is_malformed(wire):
+    with pytest.raises(APIConnectionError, match="bad chunk size line"):
+        ChunkedDecoder().feed(wire)
+
+
+def test_whitespace_around_the_size_is_tolerated(feed):
+    assert feed(b"3 \r\nabc\r\n 0\t\r\n\r\n").body == b"abc"
