@@ -100,3 +100,27 @@ def test_finished_needs_a_finish_reason_on_every_choice():
     accumulator.add(Chunk(choices=(ChoiceDelta(1, finish_reason="length"),)))
     assert accumulator.finished is True
     assert Accumulator().finished is False
+
+
+def test_a_long_answer_joins_in_order_across_its_blocks():
+    # 600 pieces: two full blocks of 256 and a partial one.
+    pieces = [f"{n}," for n in range(600)]
+    done = assemble(*(Chunk(choices=(ChoiceDelta(0, content=p),)) for p in pieces)).completion()
+    assert done.content == "".join(pieces)
+    assert done.content.startswith("0,1,2,") and done.content.endswith("598,599,")
+
+
+def test_tool_call_arguments_in_many_fragments_join_in_order():
+    fragments = [ToolCallDelta(0, id="c1", name="f")] + [
+        ToolCallDelta(0, arguments=str(n % 10)) for n in range(300)
+    ]
+    done = assemble(Chunk(choices=(ChoiceDelta(0, tool_calls=tuple(fragments)),))).completion()
+    assert done.tool_calls[0].function.arguments == "0123456789" * 30
+
+
+def test_the_first_chunks_id_model_and_created_are_kept():
+    done = assemble(
+        Chunk(id="first", model="m1", created=5, choices=(ChoiceDelta(0, content="a"),)),
+        Chunk(id="second", model="m2", created=6, choices=(ChoiceDelta(0, content="b"),)),
+    ).completion()
+    assert (done.id, done.model, done.created) == ("first", "m1", 5)

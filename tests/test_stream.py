@@ -299,3 +299,13 @@ def test_a_429_before_the_stream_is_retried_then_raised_with_its_history():
         (2, "429", 0.01),
         (3, "429", 0.0),
     )
+
+
+def test_iter_feed_hands_over_each_chunk_before_decoding_the_next():
+    decoder = ChatStreamDecoder()
+    chunks = decoder.iter_feed(delta("a") + delta("b") + delta("c"))
+    assert next(chunks).content == "a"
+    # Decoded one at a time: a read's JSON objects are never all alive at once.
+    assert decoder.accumulator.chunks == 1
+    assert [c.content for c in chunks] == ["b", "c"]
+    assert decoder.accumulator.chunks == 3
