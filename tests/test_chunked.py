@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import List
 
 import pytest
@@ -12,21 +11,9 @@ from hypothesis import strategies as st
 from rawchat.chunked import MAX_LINE_BYTES, ChunkedDecoder
 from rawchat.errors import APIConnectionError
 
+from .feeds import FEEDS
+
 BODY = b'4\r\ndata\r\n1b\r\n: {"choices":[{"x":"\xe4\xbd\xa0"}]}\r\n0\r\n\r\n'
-
-
-def whole(data: bytes) -> List[bytes]:
-    return [data]
-
-
-def byte_by_byte(data: bytes) -> List[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def random_splits(data: bytes, seed: int = 3) -> List[bytes]:
-    rng = random.Random(seed)
-    cuts = sorted(rng.randint(0, len(data)) for _ in range(len(data) // 3))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
 
 
 def decode(pieces: List[bytes]) -> ChunkedDecoder:
@@ -35,7 +22,7 @@ def decode(pieces: List[bytes]) -> ChunkedDecoder:
     return decoder
 
 
-@pytest.fixture(params=[whole, byte_by_byte, random_splits], ids=lambda f: f.__name__)
+@pytest.fixture(params=FEEDS, ids=lambda f: f.__name__)
 def feed(request):
     return lambda data: decode(request.param(data))
 

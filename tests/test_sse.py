@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import List
 
 import pytest
@@ -13,26 +12,7 @@ from hypothesis import strategies as st
 from rawchat.errors import StreamError
 from rawchat.sse import ServerSentEvent, SSEParser, encode_comment, encode_event
 
-
-def whole(data: bytes) -> List[bytes]:
-    return [data]
-
-
-def byte_by_byte(data: bytes) -> List[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def random_splits(data: bytes, seed: int = 7) -> List[bytes]:
-    rng = random.Random(seed)
-    pieces, start = [], 0
-    while start < len(data):
-        end = start + rng.randint(0, 7)  # 0: empty reads happen too
-        pieces.append(data[start:end])
-        start = end
-    return pieces
-
-
-FEEDS = [whole, byte_by_byte, random_splits]
+from .feeds import FEEDS, random_splits
 
 
 def parse(pieces: List[bytes], parser: SSEParser = None) -> List[ServerSentEvent]:

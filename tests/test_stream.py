@@ -19,8 +19,8 @@ from rawchat.errors import (
 from rawchat.stream import ChatStreamDecoder
 
 from .conftest import KEY
+from .feeds import FEEDS
 from .raw_server import RawServer
-from .test_sse import FEEDS
 
 HI = [{"role": "user", "content": "hi"}]
 
