@@ -8,12 +8,16 @@ What this module adds:
 * Every request has a connect and a read timeout (``requests`` has none).
 * Redirects are not followed: a 301 would turn the POST into a GET, and the
   base URL should be fixed instead (the error says where it points).
-* Streams are read with urllib3's ``read_chunked()`` for chunked bodies and
-  ``read1()`` otherwise, so every byte is handed over as soon as it
-  arrives. ``iter_content(chunk_size=None)`` would wait for EOF on a
-  close-delimited body, any fixed chunk size waits for that many bytes, and
-  requests' text decoding would read an SSE body without a charset as
-  ISO-8859-1. Bytes go to the SSE parser undecoded.
+* Bodies are read with ``read1()``, which returns whatever has arrived, so
+  every byte is handed over as soon as it is here: a chunked body is
+  de-chunked by ``chunked.py`` (one piece per read, however many chunks it
+  holds), anything else comes as read (urllib3's ``read_chunked()`` serves
+  a gzip-encoded chunked body). ``iter_content(chunk_size=None)`` would
+  wait for EOF on a close-delimited body, any fixed chunk size waits for
+  that many bytes, and requests' text decoding would read an SSE body
+  without a charset as ISO-8859-1. Bytes go to the SSE parser undecoded.
+* A session the transport made itself is driven at the adapter, below
+  ``Session.send()`` (see ``Transport.open``).
 * ``requests``/``urllib3`` exceptions become ``APIConnectionError`` or
   ``APITimeoutError``, chained, also when they happen mid-stream.
 """
