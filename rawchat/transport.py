@@ -35,6 +35,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 
 from .chunked import ChunkedDecoder
 from .config import Timeout
@@ -294,14 +295,14 @@ class Transport:
     def _prepare(self, request: HTTPRequest) -> requests.PreparedRequest:
         """The bytes-to-be for the adapter, as ``PreparedRequest.prepare()`` makes them.
 
-        The URL is already encoded (config.py and request.py build it; only
-        ASCII ones come here, so there is no host to IDNA-encode); the
-        headers are the session's defaults with ours on top; the length is
-        set as requests sets it.
+        Only ASCII URLs come here, so there is no host to IDNA-encode; what
+        needs percent-encoding (a space in an Azure deployment name) is
+        encoded as requests would; the headers are the session's defaults
+        with ours on top; the length is set as requests sets it.
         """
         prepared = requests.PreparedRequest()
         prepared.method = request.method
-        prepared.url = request.url
+        prepared.url = requote_uri(request.url)
         headers = CaseInsensitiveDict(self.session.headers)
         headers.update(request.headers.items())
         body = request.body or None

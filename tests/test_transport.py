@@ -92,6 +92,17 @@ def test_a_netrc_entry_for_the_host_does_not_replace_the_bearer_key(tmp_path, mo
     assert b"\r\nAuthorization: Bearer sk-x\r\n" in server.requests[0]
 
 
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_a_space_in_the_path_is_sent_percent_encoded(session):
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        url = server.base_url.replace("/v1", "/my deployment/v1") + "/models"
+        Transport(session() if session else None).send(get(url), Timeout(2, 2))
+    assert server.requests[0].startswith(b"GET /my%20deployment/v1/models HTTP/1.1\r\n")
+
+
 @responses.activate
 def test_a_host_in_unicode_is_sent_idna_encoded():
     responses.add(responses.GET, "http://xn--bcher-kva.example/v1/models", body=b"{}")
