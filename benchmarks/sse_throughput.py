@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
-from rawchat.sse import SSEParser
-from rawchat.stream import ChatStreamDecoder
+# Each parser imports its own package when it runs: run.py loads this module
+# in every client's process, and none should carry another client's code.
 
 
 def make_stream(megabytes: float, seed: int = 1) -> bytes:
@@ -84,6 +84,8 @@ def cut(data: bytes, seed: int = 2) -> List[bytes]:
 
 
 def parse_rawchat(pieces: List[bytes]) -> List[str]:
+    from rawchat.sse import SSEParser
+
     parser = SSEParser()
     datas = []
     for piece in pieces:
@@ -123,6 +125,8 @@ def parse_openai(pieces: List[bytes]) -> List[str]:
 
 def run_rawchat_pipeline(pieces: List[bytes]) -> None:
     """The whole streaming path: SSE, JSON, chunk values, accumulation."""
+    from rawchat.stream import ChatStreamDecoder
+
     decoder = ChatStreamDecoder()
     for piece in pieces:
         for _ in decoder.iter_feed(piece):

@@ -47,7 +47,7 @@ class _Text:
         return bool(self.pieces or self.blocks)
 
     def __str__(self) -> str:
-        return "".join(self.blocks) + "".join(self.pieces)
+        return "".join([*self.blocks, *self.pieces])  # one copy of the text, not two
 
 
 class _ToolCallState:
