@@ -22,7 +22,8 @@ The figures:
   chunking, as some proxies send).
 * SSE parse MB/s: each client's own SSE parser on a 20 MB chat stream cut
   into random 1-16,384-byte pieces (split CRLF-free lines and UTF-8).
-* peak RSS and growth: one 50,000-chunk stream, after a warm-up.
+* peak RSS and growth: one 50,000-chunk stream read into the whole answer,
+  after a warm-up; what a second one adds.
 * concurrency: N threads sharing one client against a server that takes
   10 ms per request; requests/s, and how many connections were opened.
 """
@@ -179,8 +180,16 @@ def server_stats(base: str) -> Dict[str, float]:
 
 
 def make_client(name: str, base: str) -> Dict[str, Callable]:
-    """``chat(path) -> text``, ``stream(path) -> iterator of text deltas``, and
-    ``parse(pieces) -> list of event data``, the client's own SSE parser."""
+    """``chat(path) -> text``, ``stream(path) -> iterator of text deltas``,
+    ``parse(pieces) -> list of event data`` (the client's own SSE parser), and
+    ``answer(path) -> the whole streamed text`` (the deltas joined, unless the
+    client has a way of its own)."""
+    client = _make_client(name, base)
+    client.setdefault("answer", lambda path: "".join(client["stream"](path)))
+    return client
+
+
+def _make_client(name: str, base: str) -> Dict[str, Callable]:
     sys.path.insert(0, HERE)
     import sse_throughput
 
@@ -204,7 +213,19 @@ def make_client(name: str, base: str) -> Dict[str, Callable]:
             with at(path).stream(messages, model="m", include_usage=False) as s:
                 yield from s.text()
 
-        return {"chat": chat, "stream": stream, "parse": sse_throughput.parse_rawchat}
+        def answer(path):
+            # The way to the whole answer: the stream assembles it anyway.
+            with at(path).stream(messages, model="m", include_usage=False) as s:
+                for _ in s.text():
+                    pass
+            return s.completion.content
+
+        return {
+            "chat": chat,
+            "stream": stream,
+            "parse": sse_throughput.parse_rawchat,
+            "answer": answer,
+        }
     if name in ("requests", "requests+sseclient"):
         import io
 
@@ -408,8 +429,8 @@ def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
         import resource
 
         def once() -> float:
-            length = sum(len(t) for t in client["stream"]("/s/50000/chat/completions"))
-            assert length == len(expected_text(50000))
+            # Each client ends up with the whole answer, as a caller wants it.
+            assert client["answer"]("/s/50000/chat/completions") == expected_text(50000)
             gc.collect()
             return _rss_mb()
 
