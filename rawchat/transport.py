@@ -260,13 +260,14 @@ class Transport:
         request is prepared here and handed straight to its adapter. The
         Session machinery in between (cookie jars, auth hooks, a look for
         ``~/.netrc`` on every request) cost a third of a request's time, and
-        an API client with a Bearer key needs none of it. A session passed in
-        goes through all of it, except that ``~/.netrc`` never replaces the
-        Bearer header, as requests would let it.
+        an API client with a Bearer key needs none of it. A session passed in,
+        or ours once given cookies, auth, params or hooks, goes through all of
+        it, except that ``~/.netrc`` never replaces the Bearer header, as
+        requests would let it.
         """
         started = self._clock()
         session = self.session
-        direct = self._owns_session and request.url.isascii()
+        direct = self._owns_session and request.url.isascii() and _plain(session)
         with _translated(request, timeout):
             prepared = self._prepare(request) if direct else self._prepare_in_session(request)
         exchange = None
@@ -352,6 +353,16 @@ class Transport:
     def close(self) -> None:
         if self._owns_session:
             self.session.close()
+
+
+def _plain(session: requests.Session) -> bool:
+    """Whether the session adds nothing that only ``Session.send()`` would apply."""
+    return (
+        session.auth is None
+        and not session.params
+        and not session.cookies
+        and not any(session.hooks.values())
+    )
 
 
 def _headers_as_given(prepared: requests.PreparedRequest) -> requests.PreparedRequest:

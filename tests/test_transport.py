@@ -74,6 +74,31 @@ def test_the_headers_sent_are_the_sessions_defaults_under_ours(session):
     assert seen["headers"] == AS_SENT
 
 
+@responses.activate
+def test_cookies_params_and_hooks_set_on_the_clients_own_session_are_applied():
+    seen = {}
+
+    def callback(request):
+        seen["headers"] = dict(request.headers)
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.GET, "http://api.example.com/v1/models", callback=callback)
+    transport = Transport()
+    transport.session.cookies.set("route", "b7", domain="api.example.com")
+    transport.session.params = {"api-version": "2024-10-21"}
+
+    def hook(response, **kwargs):
+        seen["hooked"] = response.status_code
+
+    transport.session.hooks["response"].append(hook)
+    transport.send(get("http://api.example.com/v1/models"), Timeout())
+    assert seen["headers"]["Cookie"] == "route=b7"
+    assert seen["hooked"] == 200
+    assert (
+        responses.calls[0].request.url == "http://api.example.com/v1/models?api-version=2024-10-21"
+    )
+
+
 @pytest.mark.parametrize(
     "session", [None, requests.Session], ids=["own session", "session passed in"]
 )
