@@ -47,11 +47,14 @@ class ChunkedDecoder:
     """
 
     def __init__(self) -> None:
-        self.done = False
         self.unused = b""
         self._state = _SIZE
         self._left = 0  # bytes of the current chunk's data still to come
         self._line = b""  # an incomplete size or trailer line
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
 
     def feed(self, data: bytes) -> bytes:
         """Decode the next bytes of the body; return what they add to it."""
@@ -64,11 +67,20 @@ class ChunkedDecoder:
         body: List[bytes] = []
         pos, end = 0, len(data)
         while pos < end:
+            if self._state == _DATA:
+                take = min(self._left, end - pos)
+                # A read that is exactly one chunk's data needs no copy.
+                body.append(data if take == end else data[pos : pos + take])
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self._state = _DATA_END
+                continue
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                self._keep_line(data[pos:])
+                break
             if self._state == _SIZE:
-                newline = data.find(b"\n", pos)
-                if newline < 0:
-                    self._keep_line(data[pos:])
-                    break
                 cr = newline > pos and data[newline - 1] == 13
                 digits = data[pos : newline - 1 if cr else newline]
                 if 0 < len(digits) <= 16 and not digits.translate(None, _HEX):
@@ -85,19 +97,6 @@ class ChunkedDecoder:
                 self._left = size
                 self._state = _DATA if size else _TRAILER
                 continue
-            if self._state == _DATA:
-                take = min(self._left, end - pos)
-                # A read that is exactly one chunk's data needs no copy.
-                body.append(data if take == end else data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._state = _DATA_END
-                continue
-            newline = data.find(b"\n", pos)
-            if newline < 0:
-                self._keep_line(data[pos:])
-                break
             line = data[pos : newline + 1]
             pos = newline + 1
             if self._state == _DATA_END:
@@ -106,7 +105,6 @@ class ChunkedDecoder:
                 self._state = _SIZE
             elif line in (b"\r\n", b"\n"):  # the blank line that ends the trailers
                 self._state = _DONE
-                self.done = True
                 self.unused = data[pos:]
                 break
             elif len(line) > MAX_LINE_BYTES:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
 
@@ -299,21 +300,16 @@ class Transport:
         Only ASCII URLs come here, so there is no host to IDNA-encode; what
         needs percent-encoding (a space in an Azure deployment name) is
         encoded as requests would; the headers are the session's defaults
-        with ours on top; the length is set as requests sets it.
+        with ours on top; the length is set by requests' own step for it.
         """
         prepared = requests.PreparedRequest()
         prepared.method = request.method
         prepared.url = requote_uri(request.url)
-        headers = CaseInsensitiveDict(self.session.headers)
-        headers.update(request.headers.items())
-        body = request.body or None
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        elif request.method not in ("GET", "HEAD") and "Content-Length" not in headers:
-            headers["Content-Length"] = "0"
-        prepared.headers = headers
-        prepared.body = body
-        prepared.hooks = {"response": []}
+        prepared.headers = CaseInsensitiveDict(self.session.headers)
+        prepared.headers.update(request.headers.items())
+        prepared.body = request.body or None
+        prepared.prepare_content_length(prepared.body)
+        prepared.hooks = default_hooks()
         return prepared
 
     def _prepare_in_session(self, request: HTTPRequest) -> requests.PreparedRequest:
