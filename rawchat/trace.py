@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -159,6 +160,15 @@ class MultiTrace(Trace):
             trace.close()
 
 
+# After a blank line, in any of the three line endings: where an SSE event ends.
+_EVENT_END = re.compile(rb"(?<=\n\n)|(?<=\r\n\r\n)|(?<=\r\r)")
+
+
+def _events_of(piece: bytes) -> List[bytes]:
+    """A body piece cut after each event it ends (the whole piece if it ends none)."""
+    return [part for part in _EVENT_END.split(piece) if part] or [piece]
+
+
 def _body_text(request: HTTPRequest) -> str:
     if not request.body:
         return ""
@@ -213,7 +223,14 @@ class TextTrace(Trace):
             self._write(f"{tag} < {name}: {value}", "32")
 
     def on_body(self, exchange: Exchange, at: float, piece: bytes) -> None:
-        self._write(f"#{exchange.number} < {at:9.1f} ms  {len(piece):5d} B  {escape(piece)}", "2")
+        # A read can hold many events (a fast server, a buffering proxy): one
+        # line each, the read's time and size on the first, "+" on the rest.
+        tag = f"#{exchange.number} <"
+        for number, event in enumerate(_events_of(piece)):
+            if number:
+                self._write(f"{tag} {'':9}     {'':5} +  {escape(event)}", "2")
+            else:
+                self._write(f"{tag} {at:9.1f} ms  {len(piece):5d} B  {escape(event)}", "2")
 
     def on_end(
         self, exchange: Exchange, at: float, error: Optional[BaseException], note: str

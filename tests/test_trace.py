@@ -78,6 +78,26 @@ def test_a_streamed_trace_shows_every_piece_with_escaped_line_ends(sim):
     assert sum(1 for p in pieces if p.endswith("data: [DONE]\\r")) == 1
 
 
+class _Exchange:
+    number = 3
+
+
+def test_a_read_holding_several_events_shows_one_per_line_under_its_time():
+    out = io.StringIO()
+    TextTrace(out).on_body(_Exchange(), 12.5, b"data: a\r\n\r\ndata: b\r\n\r\ndata: c")
+    assert out.getvalue().splitlines() == [
+        "#3 <      12.5 ms     29 B  data: a\\r\\n\\r\\n",
+        "#3 <                     +  data: b\\r\\n\\r\\n",
+        "#3 <                     +  data: c",
+    ]
+
+
+def test_a_read_inside_one_event_is_one_line():
+    out = io.StringIO()
+    TextTrace(out).on_body(_Exchange(), 1.0, b'data: {"a"')
+    assert out.getvalue().splitlines() == ['#3 <       1.0 ms     10 B  data: {"a"']
+
+
 def test_a_failed_connection_ends_its_exchange_with_the_error():
     out = io.StringIO()
     client = rawchat.Client(
