@@ -19,8 +19,8 @@ import tempfile
 import time
 
 import rawchat
-from rawchat.batch import run_batch
-from rawchat.ratelimit import Pacer
+from rawchat.cli.batch import run_batch
+from rawchat.policies.pacing import Pacer
 from rawchat.simulator import Simulator
 
 

@@ -84,7 +84,7 @@ def cut(data: bytes, seed: int = 2) -> List[bytes]:
 
 
 def parse_rawchat(pieces: List[bytes]) -> List[str]:
-    from rawchat.sse import SSEParser
+    from rawchat.protocol.sse import SSEParser
 
     parser = SSEParser()
     datas = []
@@ -125,7 +125,7 @@ def parse_openai(pieces: List[bytes]) -> List[str]:
 
 def run_rawchat_pipeline(pieces: List[bytes]) -> None:
     """The whole streaming path: SSE, JSON, chunk values, accumulation."""
-    from rawchat.stream import ChatStreamDecoder
+    from rawchat.protocol.chat_stream import ChatStreamDecoder
 
     decoder = ChatStreamDecoder()
     for piece in pieces:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rawchat.tokens import estimate_text
+from rawchat.protocol.tokens import estimate_text
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "token_counts.json"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from rawchat import Conversation
-from rawchat.conversation import _Thread
-from rawchat.tokens import message_tokens
+from rawchat.conversation.conversation import _Thread
+from rawchat.protocol.tokens import message_tokens
 
 
 def main() -> None:

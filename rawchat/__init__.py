@@ -1,119 +1,93 @@
 """rawchat: the OpenAI Chat Completions protocol by hand, on top of ``requests``.
 
-Start here; each wire concept is one module away:
+The folders are the layers; each imports only the ones below it::
 
-=====================  =====================================================
-``rawchat.Client``     ``client.py``: chat(), stream(), models(), request()
-request body, headers  ``request.py`` (and ``wire.py``: HTTPRequest, curl)
-settings, profiles     ``config.py``: keys, base URLs, timeouts
-answers and errors     ``response.py``, ``completion.py``, ``errors.py``
-streaming              ``sse.py`` -> ``chunks.py`` -> ``accumulate.py``,
-                       tied together in ``stream.py``
-retries                ``retry.py``: RetryPolicy
-conversation memory    ``conversation.py`` (``tokens.py`` counts)
-usage and cost         ``usage.py``: UsageMeter
-resilience             ``keys.py``, ``ratelimit.py``, ``breaker.py``,
-                       ``fallback.py``, ``hooks.py``, tied in ``call.py``
-concurrency            ``batch.py`` (rawchat batch), ``aio.py`` (AsyncClient)
-the network            ``transport.py`` (the only module importing requests),
-                       ``chunked.py`` (HTTP/1.1 chunked framing)
-offline server         ``rawchat.simulator``
-command line           ``cli.py``
-=====================  =====================================================
+    rawchat/
+      errors.py       every exception rawchat raises, as one tree (below all layers)
+      protocol/       the wire, pure: bytes and values in, bytes and values out
+                      (HTTP values, request building, answers and error hints,
+                      SSE, chunks, accumulation, retry timing, token estimates,
+                      the trimming plan); no network, clock, randomness or os
+      policies/       what decides around each attempt: keys, pacing, breaker,
+                      fallbacks and cache, hooks, usage meter
+      client/         the edge that does I/O: the requests transport, the
+                      attempt loop, Client, Stream, AsyncClient, traces
+      conversation/   Conversation: history, the budget plan applied, saving
+      cli/            the rawchat command: ask, chat, curl, doctor, replay...
+      simulator/      an OpenAI-compatible server on loopback (protocol only)
 
-Every name below is imported on first use (PEP 562), so ``import rawchat``
-costs next to nothing and a program pays only for the parts it touches:
-``rawchat.Client`` loads the client and ``requests``; the simulator, the
-command line, conversations and the resilience policies load when used.
-``_EXPORTS`` says which module holds each name.
+This module is the front door: the names a user meets in the README's first
+pages, each loaded on first use (PEP 562), so ``import rawchat`` costs next
+to nothing and a program pays only for the parts it touches. Everything
+else is imported from its own module; every error class is in
+``rawchat.errors``.
 """
 
 from __future__ import annotations
 
 from .version import __version__
 
-# Where each public name lives: one hop from here to its wire concept. The
-# exception classes in __all__ that are not listed here live in errors.py.
-_EXPORTS = {
+# Where each public name lives.
+_HOMES = {
     "errors": "errors",
-    "Client": "client",
-    "Choice": "completion",
-    "Completion": "completion",
-    "FunctionCall": "completion",
-    "Message": "completion",
-    "ToolCall": "completion",
-    "Usage": "completion",
-    "PROFILES": "config",
-    "Settings": "config",
-    "Timeout": "config",
-    "Conversation": "conversation",
-    "DropOldest": "conversation",
-    "KeepFirstAndRecent": "conversation",
-    "Summarize": "conversation",
-    "TrimReport": "conversation",
-    "CircuitBreaker": "breaker",
-    "Fallback": "fallback",
-    "ResponseCache": "fallback",
-    "Event": "hooks",
-    "Hooks": "hooks",
-    "KeyPool": "keys",
-    "Pacer": "ratelimit",
-    "RetryBudget": "ratelimit",
-    "RetryPolicy": "retry",
-    "SSEParser": "sse",
-    "ServerSentEvent": "sse",
-    "Stream": "stream",
-    "UsageMeter": "usage",
-    "HTTPRequest": "wire",
-    "HTTPResponse": "wire",
+    "Client": "client.client",
+    "AsyncClient": "client.aio",
+    "Stream": "client.stream",
+    "Clock": "client.clock",
+    "Policies": "policies",
+    "Completion": "protocol.completion",
+    "ToolCall": "protocol.completion",
+    "Usage": "protocol.completion",
+    "Timeout": "protocol.settings",
+    "RetryPolicy": "protocol.retry",
+    "SSEParser": "protocol.sse",
+    "ServerSentEvent": "protocol.sse",
+    "UsageMeter": "policies.usage",
+    "Conversation": "conversation.conversation",
+    "DropOldest": "conversation.conversation",
+    "KeepFirstAndRecent": "conversation.conversation",
+    "Summarize": "conversation.conversation",
+    "TrimReport": "conversation.conversation",
     "Simulator": "simulator",
+    "RawchatError": "errors",
+    "ConfigError": "errors",
+    "APIError": "errors",
+    "APIConnectionError": "errors",
+    "APITimeoutError": "errors",
+    "APIStatusError": "errors",
+    "BadRequestError": "errors",
+    "AuthenticationError": "errors",
+    "NotFoundError": "errors",
+    "RateLimitError": "errors",
+    "InternalServerError": "errors",
+    "StreamError": "errors",
+    "IncompleteStreamError": "errors",
 }
 
 __all__ = [
-    "PROFILES",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
-    "BudgetExceededError",
-    "Choice",
-    "CircuitBreaker",
-    "CircuitOpenError",
     "Client",
+    "Clock",
     "Completion",
     "ConfigError",
-    "ConflictError",
-    "ContextOverflowError",
     "Conversation",
     "DropOldest",
-    "Event",
-    "Fallback",
-    "FunctionCall",
-    "HTTPRequest",
-    "HTTPResponse",
-    "Hooks",
     "IncompleteStreamError",
     "InternalServerError",
-    "InvalidRequestError",
-    "InvalidResponseError",
     "KeepFirstAndRecent",
-    "KeyPool",
-    "Message",
-    "NoKeyAvailableError",
     "NotFoundError",
-    "Pacer",
-    "PacingDeadlineError",
-    "PermissionDeniedError",
+    "Policies",
     "RateLimitError",
     "RawchatError",
-    "ResponseCache",
-    "RetryBudget",
     "RetryPolicy",
     "SSEParser",
     "ServerSentEvent",
-    "Settings",
     "Simulator",
     "Stream",
     "StreamError",
@@ -121,7 +95,6 @@ __all__ = [
     "Timeout",
     "ToolCall",
     "TrimReport",
-    "UnprocessableEntityError",
     "Usage",
     "UsageMeter",
     "__version__",
@@ -130,31 +103,36 @@ __all__ = [
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    module = _EXPORTS.get(name) or ("errors" if name in __all__ else None)
-    if module is None:
+    home = _HOMES.get(name)
+    if home is None:
         raise AttributeError(f"module 'rawchat' has no attribute {name!r}")
     from importlib import import_module
 
-    value = import_module(f"{__name__}.{module}")
-    if name != module:  # a name inside the module, not the module itself
-        value = getattr(value, name)
+    module = import_module(f"{__name__}.{home}")
+    value = module if name == home else getattr(module, name)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 
 
 def __dir__():  # type: ignore[no-untyped-def]
-    return sorted({*globals(), *_EXPORTS})
+    return list(__all__)
 
 
-# Type checkers and IDEs read the real imports; at run time they are lazy.
+# Type checkers and IDEs read the real imports; at run time they stay lazy.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors
-    from .breaker import CircuitBreaker
-    from .client import Client
-    from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
-    from .config import PROFILES, Settings, Timeout
-    from .conversation import Conversation, DropOldest, KeepFirstAndRecent, Summarize, TrimReport
+    from .client.aio import AsyncClient
+    from .client.client import Client
+    from .client.clock import Clock
+    from .client.stream import Stream
+    from .conversation.conversation import (
+        Conversation,
+        DropOldest,
+        KeepFirstAndRecent,
+        Summarize,
+        TrimReport,
+    )
     from .errors import (
         APIConnectionError,
         APIError,
@@ -162,31 +140,19 @@ if TYPE_CHECKING:  # pragma: no cover
         APITimeoutError,
         AuthenticationError,
         BadRequestError,
-        BudgetExceededError,
-        CircuitOpenError,
         ConfigError,
-        ConflictError,
-        ContextOverflowError,
         IncompleteStreamError,
         InternalServerError,
-        InvalidRequestError,
-        InvalidResponseError,
-        NoKeyAvailableError,
         NotFoundError,
-        PacingDeadlineError,
-        PermissionDeniedError,
         RateLimitError,
         RawchatError,
         StreamError,
-        UnprocessableEntityError,
     )
-    from .fallback import Fallback, ResponseCache
-    from .hooks import Event, Hooks
-    from .keys import KeyPool
-    from .ratelimit import Pacer, RetryBudget
-    from .retry import RetryPolicy
+    from .policies import Policies
+    from .policies.usage import UsageMeter
+    from .protocol.completion import Completion, ToolCall, Usage
+    from .protocol.retry import RetryPolicy
+    from .protocol.settings import Timeout
+    from .protocol.sse import ServerSentEvent, SSEParser
     from .simulator import Simulator
-    from .sse import ServerSentEvent, SSEParser
-    from .stream import Stream
-    from .usage import UsageMeter
-    from .wire import HTTPRequest, HTTPResponse
+del TYPE_CHECKING

@@ -1,5 +1,5 @@
 """``python -m rawchat``: the same as the ``rawchat`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -37,10 +37,7 @@ chained with ``raise ... from exc`` so the original stays visible.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .completion import Completion
+from typing import Any, Mapping, Optional, Tuple
 
 __all__ = [
     "APIConnectionError",
@@ -234,7 +231,9 @@ class InvalidResponseError(APIError):
 class StreamError(APIError):
     """The stream broke: a malformed chunk, or an error sent inside the stream.
 
-    ``partial`` is the ``Completion`` assembled from what did arrive, if any.
+    ``partial`` is the answer assembled from what did arrive, if any: a
+    ``Completion`` (``rawchat.protocol.completion``). This module sits below
+    every layer, so it names that type without importing it.
     """
 
     def __init__(
@@ -242,7 +241,7 @@ class StreamError(APIError):
         message: str,
         *,
         hint: str = "",
-        partial: Optional[Completion] = None,
+        partial: Any = None,
         code: Optional[str] = None,
         body: Any = None,
     ) -> None:

@@ -1,4 +1,4 @@
-"""The package's front door: every public name, each imported on first use."""
+"""The package's front door: a short list of names, each imported on first use."""
 
 from __future__ import annotations
 
@@ -9,55 +9,69 @@ import sys
 import pytest
 
 import rawchat
+import rawchat.errors
 
 
-def modules_after(code: str) -> set:
+def modules_loaded_by(code: str) -> set:
+    """The modules ``code`` loads beyond what this interpreter loads doing nothing."""
+    script = (
+        "import sys; before = set(sys.modules); "
+        f"{code}; print(' '.join(sorted(set(sys.modules) - before)))"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     return set(out.split())
 
 
-def test_importing_rawchat_loads_no_client_no_requests_and_no_typing():
-    loaded = modules_after("import rawchat")
-    assert {"rawchat", "rawchat.version"} <= loaded
-    assert (
-        loaded & {"requests", "rawchat.client", "rawchat.errors", "dataclasses", "typing"} == set()
-    )
+def test_importing_rawchat_loads_only_its_version():
+    assert modules_loaded_by("import rawchat") == {"rawchat", "rawchat.version"}
 
 
 def test_the_sse_parser_alone_does_not_pull_in_requests():
-    loaded = modules_after("from rawchat.sse import SSEParser")
-    assert "rawchat.sse" in loaded
-    assert "requests" not in loaded
+    loaded = modules_loaded_by("from rawchat import SSEParser")
+    assert "rawchat.protocol.sse" in loaded
+    assert loaded & {"requests", "urllib3", "socket"} == set()
 
 
 def test_the_client_loads_requests_but_not_the_simulator_or_the_cli():
-    loaded = modules_after("import rawchat; rawchat.Client")
-    assert {"rawchat.client", "requests"} <= loaded
-    assert loaded & {"rawchat.simulator", "rawchat.cli", "http.server"} == set()
+    loaded = modules_loaded_by("import rawchat; rawchat.Client")
+    assert {"rawchat.client.client", "requests"} <= loaded
+    assert loaded & {"rawchat.simulator", "rawchat.cli.main", "http.server"} == set()
 
 
 @pytest.mark.parametrize("name", sorted(set(rawchat.__all__) - {"__version__"}))
-def test_every_public_name_is_the_object_of_its_module(name):
-    where = rawchat._EXPORTS.get(name, "errors")
-    module = importlib.import_module(f"rawchat.{where}")
-    expected = module if name == where else getattr(module, name)
+def test_every_public_name_is_the_object_of_its_home_module(name):
+    home = rawchat._HOMES[name]
+    module = importlib.import_module(f"rawchat.{home}")
+    expected = module if name == home else getattr(module, name)
     assert getattr(rawchat, name) is expected
 
 
-def test_every_export_is_listed_in_all():
-    assert set(rawchat._EXPORTS) | {"__version__"} <= set(rawchat.__all__)
+def test_the_front_door_lists_exactly_the_names_it_can_load():
+    assert set(rawchat._HOMES) | {"__version__"} == set(rawchat.__all__)
 
 
-def test_every_exception_class_of_the_tree_is_exported():
-    from rawchat import errors
+def test_dir_shows_what_all_lists_and_nothing_else():
+    import rawchat.client.client  # subpackages become attributes when imported
+    import rawchat.protocol.sse
 
-    classes = {n for n in errors.__all__ if isinstance(getattr(errors, n), type)}
-    assert classes <= set(rawchat.__all__) - set(rawchat._EXPORTS)
+    assert dir(rawchat) == sorted(rawchat.__all__)
+
+
+def test_every_error_of_the_tree_is_in_rawchat_errors():
+    classes = [
+        value
+        for value in vars(rawchat.errors).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    assert {cls.__name__ for cls in classes} <= set(rawchat.errors.__all__)
+    assert all(issubclass(cls, rawchat.errors.RawchatError) for cls in classes)
+
+
+def test_the_errors_the_readme_catches_are_at_the_top_too():
+    for name in ("RawchatError", "APIStatusError", "RateLimitError", "IncompleteStreamError"):
+        assert getattr(rawchat, name) is getattr(rawchat.errors, name)
 
 
 def test_an_unknown_name_is_an_attribute_error_naming_it():
@@ -65,5 +79,6 @@ def test_an_unknown_name_is_an_attribute_error_naming_it():
         rawchat.Clinet
 
 
-def test_dir_lists_the_lazy_names_too():
-    assert {"Client", "SSEParser", "Simulator", "errors"} <= set(dir(rawchat))
+def test_a_name_that_moved_out_of_the_front_door_is_not_found_there():
+    with pytest.raises(AttributeError, match="no attribute 'KeyPool'"):
+        rawchat.KeyPool

@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..ratelimit import TokenBucket
-from ..sse import encode_event
-from ..wire import Headers, fingerprint
+from ..protocol.http import Headers, fingerprint
+from ..protocol.ratelimit import TokenBucket
+from ..protocol.sse import encode_event
 from .faults import (
     HTML_PAGE,
     STATUS_FAULTS,

@@ -15,7 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence, Set, Tuple
 
-from ..wire import Headers
+from ..protocol.http import Headers
 from .app import SimRequest, SimulatorApp
 from .faults import Drop, Pause, Step
 

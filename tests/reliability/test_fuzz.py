@@ -11,12 +11,12 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawchat.chunks import interpret
 from rawchat.errors import InvalidResponseError, StreamError
-from rawchat.response import error_from_response, parse_completion
-from rawchat.sse import ServerSentEvent, SSEParser
-from rawchat.stream import ChatStreamDecoder
-from rawchat.wire import HTTPResponse
+from rawchat.protocol.chat_stream import ChatStreamDecoder
+from rawchat.protocol.chunks import interpret
+from rawchat.protocol.http import HTTPResponse
+from rawchat.protocol.response import error_from_response, parse_completion
+from rawchat.protocol.sse import ServerSentEvent, SSEParser
 
 EXAMPLES = int(os.environ.get("RAWCHAT_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,9 +15,9 @@ import sys
 import pytest
 
 import rawchat
+from rawchat.client.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace
 from rawchat.simulator import Simulator
 from rawchat.simulator.faults import FAULTS
-from rawchat.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace
 
 CANARY = "sk-canary-SECRETVALUE-0123456789-9z8y"
 SECRET = CANARY[:-4]  # everything but the last four characters
@@ -146,7 +146,7 @@ def test_a_har_file_and_a_saved_conversation_keep_the_canary_hidden(sim, tmp_pat
 
 
 def test_requests_and_settings_reprs_and_curl_keep_it_hidden(sim):
-    from rawchat.request import build_chat_request
+    from rawchat.protocol.request import build_chat_request
 
     client = rawchat.Client(CANARY, sim.base_url)
     request = build_chat_request(client.settings, [{"role": "user", "content": "hi"}], model="m")

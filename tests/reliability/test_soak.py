@@ -16,7 +16,7 @@ import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
 import rawchat
-from rawchat.batch import run_batch
+from rawchat.cli.batch import run_batch
 from rawchat.simulator import Simulator
 
 from .matrix import sockets_open

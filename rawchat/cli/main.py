@@ -1,0 +1,478 @@
+"""The ``rawchat`` command: chat from a terminal, and see the protocol doing it.
+
+    rawchat ask "What is SSE?"         stream one answer to stdout
+    rawchat chat                       a multi-turn conversation
+    rawchat curl "What is SSE?"        the same request as a curl command
+    rawchat replay capture.sse         parse a saved stream, flag protocol faults
+    rawchat doctor                     check configuration, DNS, TCP, TLS, key, model
+    rawchat models                     the models the endpoint lists
+    rawchat serve                      the simulator, for any client to use
+    rawchat batch in.jsonl out.jsonl   many requests in parallel, resumable
+    rawchat demo                       a guided tour against the simulator
+
+``--trace`` (any command) prints every exchange to stderr: the request with
+its key redacted, the response head, and each raw body piece with its time.
+
+With no API key and no base URL configured, ``ask``, ``chat`` and ``demo``
+answer from an in-process simulator and say so on stderr.
+
+Exit codes: 0 success, 1 the API answered with an error or a broken stream
+(or ``replay``/``doctor`` found a fault), 2 usage or configuration error,
+3 network error or timeout, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..client.client import Client
+from ..client.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace, Trace
+from ..errors import APIConnectionError, ConfigError, InvalidRequestError, RawchatError
+from ..policies.keys import KeyPool
+from ..policies.pacing import Pacer, RetryBudget
+from ..protocol.settings import PROFILES, Settings
+from ..version import __version__
+from .console import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_USAGE,
+    Style,
+    print_error,
+    request_params,
+    typewrite,
+)
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "client_for",
+    "main",
+    "request_params",
+]
+
+
+SIMULATOR_KEY = "sk-rawchat-simulator"
+
+EXAMPLES = """\
+examples:
+  rawchat ask "Explain server-sent events in one sentence"
+  echo "Summarise this" | rawchat ask -
+  rawchat --trace ask --max-tokens 5 "hi"
+  rawchat --profile deepseek ask --model deepseek-chat "你好"
+  OPENAI_BASE_URL=http://localhost:11434/v1 rawchat models
+  rawchat doctor --model gpt-4o-mini
+  curl -sN ... > capture.sse && rawchat replay capture.sse
+  rawchat serve --port 8765 --fault "429*2"
+"""
+
+
+COMMAND_EXAMPLES = {
+    "ask": """\
+  rawchat ask "hi"
+  cat notes.txt | rawchat ask - --system "Summarise"
+  rawchat ask --json --no-stream hi""",
+    "chat": """\
+  rawchat chat
+  rawchat chat --system 'You are terse.'
+  (in the chat, /help lists /reset /system /save /load /usage /trace)""",
+    "curl": """\
+  rawchat curl "hi"
+  rawchat --profile deepseek curl -m deepseek-chat "hi" | sh""",
+    "replay": """\
+  rawchat replay capture.sse
+  curl -sN URL ... | rawchat replay -""",
+    "doctor": """\
+  rawchat doctor
+  rawchat --profile ollama doctor -m llama3.2""",
+    "models": """\
+  rawchat models""",
+    "serve": """\
+  rawchat serve --port 8765 &
+  OPENAI_BASE_URL=http://127.0.0.1:8765/v1 OPENAI_API_KEY=sk-x rawchat ask hi
+  rawchat serve --fault "429*2,crlf*"    (the fault table: pydoc rawchat.simulator.faults)""",
+    "demo": """\
+  rawchat demo""",
+    "batch": """\
+  rawchat batch questions.jsonl answers.jsonl --workers 8
+  rawchat batch in.jsonl out.jsonl --rpm 500     (rerun after a crash: it resumes)
+  OPENAI_API_KEYS=sk-a...,sk-b... rawchat batch in.jsonl out.jsonl""",
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    if args.verbose:
+        level = logging.DEBUG if args.verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="rawchat: %(message)s")
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    args.style = Style(sys.stderr, args.color)
+    args.trace = _trace(args)
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigError, InvalidRequestError) as exc:
+        print_error(exc, args.style)
+        return EXIT_USAGE
+    except APIConnectionError as exc:
+        print_error(exc, args.style)
+        return EXIT_NETWORK
+    except RawchatError as exc:
+        print_error(exc, args.style)
+        return EXIT_API
+    finally:
+        if args.trace is not None:
+            args.trace.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rawchat",
+        description="The OpenAI Chat Completions protocol by hand: raw HTTP, hand-written SSE.",
+        epilog=EXAMPLES,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rawchat {__version__}")
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), help="provider defaults (base URL, key variable)"
+    )
+    parser.add_argument(
+        "--base-url", help="API base URL (default: OPENAI_BASE_URL or the profile's)"
+    )
+    parser.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
+    parser.add_argument(
+        "--max-retries", type=int, default=2, help="retries after 429, 5xx, network errors (2)"
+    )
+    parser.add_argument("--trace", action="store_true", help="print every exchange to stderr")
+    parser.add_argument("--trace-file", metavar="PATH", help="write the trace as JSON lines")
+    parser.add_argument("--har", metavar="PATH", help="write the exchanges as a HAR 1.2 file")
+    parser.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="colour output (auto)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log retries (-v), requests (-vv)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"examples:\n{COMMAND_EXAMPLES[name]}",
+            formatter_class=formatter,
+        )
+
+    ask = command("ask", "ask one question, stream the answer")
+    ask.add_argument("prompt", nargs="?", default="-", help="the question; - (default) reads stdin")
+    _model_options(ask)
+    ask.add_argument("--no-stream", action="store_true", help="one plain request, not a stream")
+    ask.add_argument("--json", action="store_true", help="print the raw completion JSON")
+    ask.set_defaults(run=_ask)
+
+    chat = command("chat", "a multi-turn conversation with a streaming typewriter")
+    _model_options(chat)
+    chat.set_defaults(run=_chat)
+
+    curl = command("curl", "print the equivalent curl command (the key stays $VARIABLE)")
+    curl.add_argument("prompt", help="the question")
+    _model_options(curl)
+    curl.add_argument("--no-stream", action="store_true", help="a plain request, not a stream")
+    curl.set_defaults(run=_curl)
+
+    replay = command("replay", "parse a saved SSE capture: events, chunks, the message, faults")
+    replay.add_argument("file", help="the capture; - reads stdin")
+    replay.set_defaults(run=_replay)
+
+    doctor = command("doctor", "check configuration, DNS, TCP, TLS, the key, the model, streaming")
+    doctor.add_argument(
+        "-m", "--model", help="model to try (default: RAWCHAT_MODEL or the profile's)"
+    )
+    doctor.set_defaults(run=_doctor)
+
+    models = command("models", "list the models the endpoint offers")
+    models.set_defaults(run=_models)
+
+    serve = command("serve", "run the OpenAI-compatible simulator")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (8765; 0 picks a free one)")
+    serve.add_argument("--api-key", action="append", dest="api_keys", help="accept only this key")
+    serve.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between chunks")
+    serve.add_argument("--fault", default="", help="a fault script for every request")
+    serve.add_argument("--rpm", type=float, help="rate-limit each key to this many requests/min")
+    serve.add_argument("--burst", type=float, help="requests a key may send at once (--rpm)")
+    serve.set_defaults(run=_serve)
+
+    batch = command("batch", "answer a JSON-lines file of requests in parallel, resumably")
+    batch.add_argument("input", help="requests, one JSON object a line")
+    batch.add_argument("output", help="results, in input order (appended to when resuming)")
+    batch.add_argument("--workers", type=int, default=4, help="requests in parallel (4)")
+    batch.add_argument("-m", "--model", help="model for lines that name none")
+    batch.add_argument("--rpm", type=float, help="pace to this many requests per minute per key")
+    batch.add_argument("--tpm", type=float, help="pace to this many tokens per minute per key")
+    batch.set_defaults(run=_batch)
+
+    demo = command("demo", "a guided tour of the protocol against the simulator")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-m", "--model", help="model name (default: RAWCHAT_MODEL or the profile's)"
+    )
+    parser.add_argument("-s", "--system", help="system prompt")
+    parser.add_argument("-t", "--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, help="cap on the answer's length in tokens")
+
+
+def _trace(args: argparse.Namespace) -> Optional[Trace]:
+    traces: List[Trace] = []
+    if args.trace:
+        traces.append(TextTrace(sys.stderr, color=Style(sys.stderr, args.color).enabled))
+    if args.trace_file:
+        traces.append(JSONLinesTrace(open(args.trace_file, "w", encoding="utf-8")))  # noqa: SIM115
+    if args.har:
+        traces.append(HARTrace(args.har))
+    if not traces:
+        return None
+    return traces[0] if len(traces) == 1 else MultiTrace(traces)
+
+
+# -- setting up a client ----------------------------------------------------
+
+
+def client_for(args: argparse.Namespace, *, simulator_ok: bool = False, **extra: Any) -> Client:
+    """The client the options describe (the simulator's, if nothing is set and allowed)."""
+    options: Dict[str, Any] = {"max_retries": args.max_retries, "profile": args.profile}
+    options["trace"] = args.trace
+    if args.timeout is not None:
+        options["timeout"] = (min(10.0, args.timeout), args.timeout)
+    options.update(extra)
+    if os.environ.get("OPENAI_API_KEYS", "").strip() and "keys" not in options:
+        options["keys"] = KeyPool.from_env(os.environ)
+    if simulator_ok and _nothing_configured(args):
+        from ..simulator import Simulator
+
+        sim = Simulator().start()
+        print(
+            f"rawchat: no API key or base URL set, so answers come from the built-in "
+            f"simulator at {sim.base_url} (set OPENAI_API_KEY to use OpenAI)",
+            file=sys.stderr,
+        )
+        return Client(SIMULATOR_KEY, sim.base_url, **dict(options, profile="simulator"))
+    return Client(base_url=args.base_url, **options)
+
+
+def _nothing_configured(args: argparse.Namespace) -> bool:
+    if args.base_url or args.profile:
+        return False
+    names = (
+        "OPENAI_API_KEY",
+        "OPENAI_API_KEYS",
+        "OPENAI_BASE_URL",
+        "RAWCHAT_PROFILE",
+        "AZURE_OPENAI_ENDPOINT",
+    )
+    return not any(os.environ.get(name, "").strip() for name in names)
+
+
+def _first_messages(args: argparse.Namespace, prompt: Optional[str]) -> List[Dict[str, Any]]:
+    messages: List[Dict[str, Any]] = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    if prompt is not None:
+        if not prompt.strip():
+            raise InvalidRequestError("the prompt is empty", hint='rawchat ask "your question"')
+        messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def _ask(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    messages = _first_messages(args, prompt)
+    with client_for(args, simulator_ok=True) as client:
+        if args.no_stream or args.json:
+            completion = client.chat(messages, **request_params(args))
+            if args.json:
+                print(json.dumps(completion.raw, indent=2, ensure_ascii=False))
+            else:
+                print(completion.content)
+            return EXIT_OK
+        typewrite(client, messages, request_params(args), sys.stdout)
+    return EXIT_OK
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from .repl import Repl
+
+    with client_for(args, simulator_ok=True) as client:
+        return Repl(client, args).run()
+
+
+def _curl(args: argparse.Namespace) -> int:
+    from ..protocol.request import build_chat_request
+
+    settings = Settings.resolve(base_url=args.base_url, profile=args.profile, environ=os.environ)
+    profile = PROFILES.get(settings.profile)
+    if settings.api_key is None and (profile is None or profile.key_required):
+        # The command names the key's variable whether or not it is set here.
+        settings = dataclasses.replace(settings, api_key="unset")
+    params = request_params(args)
+    request = build_chat_request(
+        settings, _first_messages(args, args.prompt), stream=not args.no_stream, **params
+    )
+    print(request.to_curl(key_variable=settings.key_variable))
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import analyse
+
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(args.file, "rb") as capture:
+                data = capture.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
+    report = analyse(data)
+    style = Style(sys.stdout, args.color)
+    endings = ", ".join(f"{count} {name}" for name, count in report.line_endings) or "none"
+    print(style.bold(f"capture: {report.size} bytes, {len(report.events)} events, "
+                     f"{report.comments} comments, line endings: {endings}"))  # fmt: skip
+    for event in report.events:
+        kind = "" if event.event == "message" else f"event: {event.event}  "
+        line = f"  #{event.number:<4} {kind}{event.summary}"
+        print(style.bad(f"{line}  <- {event.fault}") if event.fault else line)
+    done = report.completion
+    usage = done.usage
+    tokens = (
+        f", usage {usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}"
+        if usage
+        else ""
+    )
+    print(style.bold(f"assembled: finish_reason={done.finish_reason}{tokens}"))
+    if done.reasoning:
+        print(f"  reasoning: {done.reasoning}")
+    if done.content:
+        print(f"  content: {done.content}")
+    for call in done.tool_calls:
+        print(f"  tool call {call.id} {call.function.name}({call.function.arguments})")
+    if not report.faults:
+        print(style.good("faults: none"))
+        return EXIT_OK
+    print(style.bad(f"faults: {len(report.faults)}"))
+    for fault in report.faults:
+        print(style.bad(f"  - {fault}"))
+    return EXIT_API
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    style = Style(sys.stdout, args.color)
+    settings = Settings.resolve(
+        base_url=args.base_url, profile=args.profile, model=args.model, environ=os.environ
+    )
+    marks = {doctor.OK: style.good("ok  "), doctor.WARN: style.warn("warn"),
+             doctor.FAIL: style.bad("FAIL"), doctor.SKIP: style.dim("skip")}  # fmt: skip
+    failed = None
+    for check in doctor.run(
+        lambda: client_for(args, max_retries=0),
+        settings,
+        model=settings.model,
+        timeout=args.timeout or 10.0,
+    ):
+        took = f" ({check.ms:.1f} ms)" if check.ms is not None else ""
+        print(f"{marks[check.status]} {check.step:<15}{check.detail}{style.dim(took)}", flush=True)
+        if check.fix:
+            print(f"     {'':<15}fix: {check.fix}")
+        if check.status == doctor.FAIL and failed is None:
+            failed = check.step
+    if failed is None:
+        print(style.good("all checks passed"))
+        return EXIT_OK
+    if failed == "configuration":
+        return EXIT_USAGE
+    if failed in ("DNS", "TCP", "TLS"):
+        return EXIT_NETWORK
+    return EXIT_API
+
+
+def _models(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        for model in sorted(client.models(), key=lambda m: str(m.get("id"))):
+            print(model.get("id"))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..simulator import Simulator
+    from ..simulator.faults import FaultError
+
+    try:
+        sim = Simulator(
+            args.host, args.port, api_keys=args.api_keys, chunk_interval=args.chunk_interval,
+            faults=args.fault, requests_per_minute=args.rpm, burst=args.burst, verbose=True,
+        ).bind()  # fmt: skip
+    except FaultError as exc:
+        raise ConfigError(
+            str(exc), hint="the fault table is in `pydoc rawchat.simulator.faults`"
+        ) from exc
+    print(f"rawchat simulator on {sim.base_url} (Ctrl-C stops it)", file=sys.stderr)
+    print(
+        f"  try: OPENAI_BASE_URL={sim.base_url} OPENAI_API_KEY=sk-anything rawchat ask hello",
+        file=sys.stderr,
+    )
+    try:
+        sim.serve_forever()
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+    return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    pacer = None
+    if args.rpm or args.tpm:
+        # A burst of one request per worker: paced evenly, not a minute's worth at once.
+        pacer = Pacer(args.rpm, args.tpm, burst=args.workers)
+    with client_for(args, pacer=pacer, retry_budget=RetryBudget()) as client:
+        summary = run_batch(
+            client, args.input, args.output, workers=args.workers, model=args.model,
+            progress=sys.stderr,
+        )  # fmt: skip
+    return EXIT_OK if summary.errors == 0 else EXIT_API
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    return run(args, sys.stdout)
+
+
+def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"rawchat: warning: {message}", file=sys.stderr)

@@ -1,0 +1,138 @@
+"""Replaying a captured chat stream: every event, and every protocol fault in it.
+
+Given the raw bytes of a ``text/event-stream`` body (saved with ``curl -N``,
+a proxy, or ``rawchat --trace-file``), ``analyse()`` runs them through the
+same parser and chunk interpreter a live stream uses and reports what a
+careful reader of the SSE and Chat Completions specs would notice
+(https://html.spec.whatwg.org/multipage/server-sent-events.html,
+https://platform.openai.com/docs/api-reference/chat-streaming):
+
+* a leading byte order mark, and mixed line endings;
+* events that are not JSON, error objects and ``event: error``;
+* no ``[DONE]``, events after it, an unterminated event at the end;
+* no finish reason, or a stream that ends before one.
+
+Pure: bytes in, a ``Replay`` value out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from ..errors import StreamError
+from ..protocol.accumulate import Accumulator
+from ..protocol.chunks import DONE, Chunk, interpret
+from ..protocol.completion import Completion
+from ..protocol.sse import SSEParser
+
+__all__ = ["EventReport", "Replay", "analyse"]
+
+
+@dataclass(frozen=True)
+class EventReport:
+    """One event of the capture and what it meant."""
+
+    number: int
+    event: str
+    summary: str
+    fault: str = ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Everything ``analyse()`` found."""
+
+    size: int
+    events: Tuple[EventReport, ...]
+    comments: int
+    line_endings: Tuple[Tuple[str, int], ...]
+    completion: Completion
+    faults: Tuple[str, ...] = field(default=())
+
+
+def analyse(data: bytes) -> Replay:
+    """Parse a captured stream and list its events and protocol faults."""
+    faults: List[str] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        faults.append("the stream starts with a UTF-8 byte order mark (allowed, but unusual)")
+    endings = _line_endings(data)
+    if len(endings) > 1:
+        mixed = ", ".join(f"{count} {name}" for name, count in endings)
+        faults.append(f"mixed line endings: {mixed}")
+
+    parser = SSEParser()
+    events = parser.feed(data) + parser.close()
+    accumulator = Accumulator()
+    reports: List[EventReport] = []
+    done_at: Optional[int] = None
+    for number, event in enumerate(events, 1):
+        fault = ""
+        try:
+            item = interpret(event)
+        except StreamError as exc:
+            summary, fault = "error", exc.message
+            faults.append(f"event #{number}: {exc.message}")
+        else:
+            if item is DONE:
+                summary = "[DONE]"
+                done_at = done_at or number
+            elif item is None:
+                summary = f"ignored event type {event.event!r}"
+            else:
+                if done_at is not None:
+                    fault = "after [DONE]"
+                    faults.append(f"event #{number} arrives after [DONE]")
+                accumulator.add(item)  # type: ignore[arg-type]
+                summary = _describe(item)  # type: ignore[arg-type]
+        reports.append(EventReport(number, event.event, summary, fault))
+
+    if parser.discarded:
+        faults.append("the capture ends inside an event (no blank line after it): it was discarded")
+    if done_at is None:
+        faults.append("no data: [DONE] at the end")
+    completion = accumulator.completion()
+    if not accumulator.finished:
+        faults.append("no finish_reason: the answer may be truncated")
+    return Replay(
+        size=len(data),
+        events=tuple(reports),
+        comments=len(re.findall(rb"(?:^|[\r\n]):", data)),
+        line_endings=endings,
+        completion=completion,
+        faults=tuple(faults),
+    )
+
+
+def _line_endings(data: bytes) -> Tuple[Tuple[str, int], ...]:
+    crlf = data.count(b"\r\n")
+    cr = data.count(b"\r") - crlf
+    lf = data.count(b"\n") - crlf
+    return tuple((name, count) for name, count in (("LF", lf), ("CRLF", crlf), ("CR", cr)) if count)
+
+
+def _describe(chunk: Chunk) -> str:
+    parts = []
+    for choice in chunk.choices:
+        prefix = f"[{choice.index}] " if len(chunk.choices) > 1 or choice.index else ""
+        if choice.role:
+            parts.append(f"{prefix}role={choice.role}")
+        if choice.reasoning:
+            parts.append(f"{prefix}reasoning={choice.reasoning!r}")
+        if choice.content:
+            parts.append(f"{prefix}content={choice.content!r}")
+        if choice.refusal:
+            parts.append(f"{prefix}refusal={choice.refusal!r}")
+        for call in choice.tool_calls:
+            name = f" {call.name}" if call.name else ""
+            parts.append(f"{prefix}tool_call[{call.index}]{name} +{call.arguments!r}")
+        if choice.finish_reason:
+            parts.append(f"{prefix}finish_reason={choice.finish_reason}")
+    if chunk.usage is not None:
+        usage = chunk.usage
+        parts.append(
+            f"usage prompt={usage.prompt_tokens} completion={usage.completion_tokens} "
+            f"total={usage.total_tokens}"
+        )
+    return ", ".join(parts) or "(empty delta)"

@@ -1,0 +1,173 @@
+"""What a chat completion is: the values both answer paths produce.
+
+A plain response (``response.py``) and an assembled stream
+(``accumulate.py``) both end as a ``Completion``, so callers never care
+which path it came by. The shapes mirror the chat completion object
+(https://platform.openai.com/docs/api-reference/chat/object): a completion
+holds ``choices``, each with a ``message`` and a ``finish_reason``, and a
+``usage`` block. Shortcuts on ``Completion`` read ``choices[0]``, the only
+choice unless ``n > 1`` was asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .http import Headers
+
+__all__ = ["Choice", "Completion", "FunctionCall", "Message", "ToolCall", "Usage"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the server reported them (``usage`` on the wire).
+
+    ``cached_tokens`` (prompt tokens served from the provider's prompt
+    cache) and ``reasoning_tokens`` (hidden thinking, billed as output) come
+    from ``prompt_tokens_details`` and ``completion_tokens_details``; servers
+    that do not report them leave 0.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Optional[Usage]:
+        """Read a ``usage`` object; ``None`` when absent or not an object."""
+        if not isinstance(data, dict):
+            return None
+        prompt = _count(data.get("prompt_tokens"))
+        completion = _count(data.get("completion_tokens"))
+        details_in = data.get("prompt_tokens_details")
+        details_out = data.get("completion_tokens_details")
+        # DeepSeek reports its cache hits at the top level.
+        cached = data.get("prompt_cache_hit_tokens")
+        if isinstance(details_in, dict):
+            cached = details_in.get("cached_tokens", cached)
+        reasoning = details_out.get("reasoning_tokens") if isinstance(details_out, dict) else 0
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=_count(data.get("total_tokens")) or prompt + completion,
+            cached_tokens=_count(cached),
+            reasoning_tokens=_count(reasoning),
+        )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """The function a tool call invokes; ``arguments`` is JSON text, as sent."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call of an assistant message, as on the wire."""
+
+    id: str
+    function: FunctionCall
+    type: str = "function"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {
+                "name": self.function.name,
+                "arguments": self.function.arguments,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    """An assistant message. ``reasoning`` is the visible thinking some
+    providers send (DeepSeek's ``reasoning_content``, others' ``reasoning``);
+    it is never sent back in the history."""
+
+    role: str = "assistant"
+    content: Optional[str] = None
+    tool_calls: Tuple[ToolCall, ...] = ()
+    refusal: Optional[str] = None
+    reasoning: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The message as it goes back into the ``messages`` of the next request."""
+        data: Dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.refusal is not None:
+            data["refusal"] = self.refusal
+        return data
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the ``n`` alternative answers."""
+
+    index: int
+    message: Message
+    finish_reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished chat completion, from a plain response or an assembled stream.
+
+    ``request_id`` is the server's ``x-request-id``; ``retries_taken`` how
+    many retries the client made before this answer; ``elapsed`` the seconds
+    from sending the request to the end of the body; ``raw`` the decoded
+    JSON (for a stream: the last chunk seen, with assembled choices).
+    ``degraded`` is set when the answer came from a fallback or the cache
+    instead of the endpoint and model that were asked.
+    """
+
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    choices: Tuple[Choice, ...] = ()
+    usage: Optional[Usage] = None
+    system_fingerprint: Optional[str] = None
+    request_id: Optional[str] = None
+    retries_taken: int = 0
+    elapsed: float = 0.0
+    degraded: bool = False
+    headers: Headers = field(default_factory=Headers, repr=False, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def message(self) -> Message:
+        """The first choice's message (an empty one if there were no choices)."""
+        return self.choices[0].message if self.choices else Message()
+
+    @property
+    def content(self) -> str:
+        """The first choice's text; ``""`` when it has none (tool calls, refusal)."""
+        return self.message.content or ""
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        """Why the first choice ended: stop, length, tool_calls, content_filter."""
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def tool_calls(self) -> Tuple[ToolCall, ...]:
+        return self.message.tool_calls
+
+    @property
+    def refusal(self) -> Optional[str]:
+        return self.message.refusal
+
+    @property
+    def reasoning(self) -> Optional[str]:
+        return self.message.reasoning

@@ -1,0 +1,343 @@
+"""Reading answers: a response body to a ``Completion``, or to a typed error.
+
+The success path reads the chat completion object
+(https://platform.openai.com/docs/api-reference/chat/object). The failure
+path reads OpenAI's error object
+(https://platform.openai.com/docs/guides/error-codes) and the shapes
+compatible servers use instead: ``{"error": "text"}`` (Ollama),
+``{"object": "error", "message": ...}`` (vLLM), ``{"detail": ...}``
+(FastAPI-based servers), and bodies that are not JSON at all, such as the
+HTML page of a gateway's 502. Each error gets a ``hint`` saying what is
+most likely wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional, Tuple
+from urllib.parse import urlsplit
+
+from ..errors import APIStatusError, InvalidResponseError, status_error_class
+from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
+from .http import HTTPResponse, describe_body, fingerprint
+from .retry import server_wait
+
+__all__ = [
+    "ErrorContext",
+    "completion_from_response",
+    "error_details",
+    "error_from_response",
+    "parse_completion",
+    "parse_tool_calls",
+]
+
+
+def completion_from_response(response: HTTPResponse) -> Completion:
+    """A successful (2xx) response to ``POST /chat/completions``."""
+    if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
+        raise InvalidResponseError(
+            f"expected a chat completion, got an HTML page{_html_title(response.body)}",
+            status_code=response.status_code,
+            body=response.text(),
+            hint="something other than the API answered (a proxy, a login page, "
+            f"a web server); check the base URL, which led to {response.url}",
+        )
+    completion = parse_completion(response.json(), headers=response.headers)
+    return _with_transport_facts(completion, response)
+
+
+def _with_transport_facts(completion: Completion, response: HTTPResponse) -> Completion:
+    return replace(
+        completion,
+        headers=response.headers,
+        request_id=response.request_id,
+        elapsed=response.elapsed,
+    )
+
+
+def parse_completion(data: Any, *, headers: Any = None) -> Completion:
+    """A decoded chat completion object to a ``Completion``.
+
+    Tolerates what compatible servers leave out (``id``, ``created``,
+    ``usage``); refuses what makes the answer unreadable, with
+    ``InvalidResponseError``.
+    """
+    if not isinstance(data, dict):
+        raise InvalidResponseError(f"expected a JSON object, got {type(data).__name__}", body=data)
+    if "error" in data and "choices" not in data:
+        message, _type, code, _param = error_details(data)
+        raise InvalidResponseError(
+            f"the server sent an error with a success status: {message}",
+            body=data,
+            hint=f"error code {code!r}" if code else "",
+        )
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise InvalidResponseError(
+            "the response has no 'choices' list",
+            body=data,
+            hint="is the base URL pointing at a Chat Completions API?",
+        )
+    return Completion(
+        id=_str(data.get("id")),
+        model=_str(data.get("model")),
+        created=data.get("created") if isinstance(data.get("created"), int) else 0,
+        choices=tuple(_parse_choice(n, c) for n, c in enumerate(choices)),
+        usage=Usage.from_wire(data.get("usage")),
+        system_fingerprint=data.get("system_fingerprint"),
+        raw=data,
+        **({"headers": headers} if headers is not None else {}),
+    )
+
+
+def _parse_choice(position: int, data: Any) -> Choice:
+    if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+        raise InvalidResponseError(f"choices[{position}] has no 'message' object", body=data)
+    message = data["message"]
+    index = data.get("index")
+    where = f"choices[{position}]"
+    return Choice(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        message=Message(
+            role=_str(message.get("role")) or "assistant",
+            content=_text(message.get("content"), f"{where}.message.content"),
+            tool_calls=parse_tool_calls(message.get("tool_calls")),
+            refusal=_text(message.get("refusal"), f"{where}.message.refusal"),
+            reasoning=_text(
+                message.get("reasoning_content") or message.get("reasoning"), f"{where} reasoning"
+            ),
+        ),
+        finish_reason=_text(data.get("finish_reason"), f"{where}.finish_reason"),
+    )
+
+
+def _text(value: Any, where: str) -> Optional[str]:
+    if value is None or isinstance(value, (str, list)):
+        return text_of(value)
+    raise InvalidResponseError(f"{where} is {type(value).__name__}, not text", body=value)
+
+
+def text_of(content: Any) -> Optional[str]:
+    """Message content as text; some servers send a list of text parts."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return str(content)
+
+
+def parse_tool_calls(data: Any) -> Tuple[ToolCall, ...]:
+    """The ``tool_calls`` of a message; arguments stay JSON text, as sent."""
+    if not isinstance(data, list):
+        return ()
+    calls = []
+    for call in data:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise InvalidResponseError("a tool call has no 'function' object", body=call)
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            # A few servers send an object; the protocol says JSON text.
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        calls.append(
+            ToolCall(
+                id=_str(call.get("id")),
+                type=_str(call.get("type")) or "function",
+                function=FunctionCall(name=_str(function.get("name")), arguments=arguments),
+            )
+        )
+    return tuple(calls)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# -- errors ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """What the client knew when the request failed, for writing the hint.
+
+    ``now`` is Unix time, for ``Retry-After`` dates.
+    """
+
+    key: Optional[str] = field(default=None, repr=False)
+    key_source: str = "none"
+    key_variable: str = "OPENAI_API_KEY"
+    model: Optional[str] = None
+    profile: str = ""
+    now: Optional[float] = None
+
+
+def error_details(body: Any) -> Tuple[str, Optional[str], Optional[str], Optional[str]]:
+    """``(message, type, code, param)`` from any error body shape we know."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, str):
+            return error, None, None, None
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error.get("msg")
+            if isinstance(message, list):  # FastAPI validation errors
+                message = "; ".join(
+                    str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in message
+                )
+            code = error.get("code")
+            return (
+                str(message) if message else "(no message in the error body)",
+                _opt_str(error.get("type")),
+                None if code is None else str(code),
+                _opt_str(error.get("param")),
+            )
+    if isinstance(body, str):
+        return body, None, None, None
+    return "(no message in the error body)", None, None, None
+
+
+def _opt_str(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def error_from_response(
+    response: HTTPResponse, context: Optional[ErrorContext] = None
+) -> APIStatusError:
+    """The typed error for a 4xx/5xx response, with a hint for what to do."""
+    context = context or ErrorContext()
+    status = response.status_code
+    body: Any
+    try:
+        body = response.json() if response.body.strip() else None
+    except InvalidResponseError:
+        body = None
+    if body is not None:
+        message, type_, code, param = error_details(body)
+    else:
+        body = response.text() or None
+        message = _describe_non_json(response)
+        type_ = code = param = None
+    wait = server_wait(response.headers, now=context.now)
+    cls = status_error_class(status)
+    return cls(
+        message,
+        status_code=status,
+        request_id=response.request_id,
+        body=body,
+        code=code,
+        type=type_,
+        param=param,
+        hint=_hint(status, code, type_, param, message, response, context, wait),
+        headers=response.headers,
+        retry_after=wait,
+    )
+
+
+def _describe_non_json(response: HTTPResponse) -> str:
+    reason = response.reason or "error"
+    if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
+        return f"{reason}: an HTML page{_html_title(response.body)}, not a JSON error"
+    return f"{reason}: {describe_body(response.body, response.content_type)}"
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_title(body: bytes) -> str:
+    found = _TITLE.search(body[:4096])
+    if not found:
+        return ""
+    title = " ".join(found.group(1).decode("utf-8", "replace").split())
+    return f" titled {title!r}" if title else ""
+
+
+def _hint(
+    status: int,
+    code: Optional[str],
+    type_: Optional[str],
+    param: Optional[str],
+    message: str,
+    response: HTTPResponse,
+    context: ErrorContext,
+    wait: Optional[float],
+) -> str:
+    url = response.url or "the endpoint"
+    if 300 <= status < 400:
+        where = response.headers.get("location", "another URL")
+        return (
+            f"the server redirects to {where}; use that as the base URL (redirects "
+            "are not followed, since they would turn a POST into a GET)"
+        )
+    if status == 401:
+        if not context.key:
+            return (
+                f"no API key was sent to {_host(url)}; set {context.key_variable} "
+                "or pass api_key=..."
+            )
+        return (
+            f"the key from {context.key_source} (ending {fingerprint(context.key)}) "
+            f"was refused by {_host(url)}: check it is current, not revoked, and "
+            "issued by this provider (keys are not interchangeable between providers)"
+        )
+    if status == 403:
+        return (
+            "the key is valid but not allowed to do this: the model, the project, "
+            "or your region may be restricted for it"
+        )
+    if status == 404:
+        about_model = (
+            code in ("model_not_found", "DeploymentNotFound")
+            or (context.model and context.model in message)
+            or "deployment" in message.lower()
+        )
+        if about_model:
+            what = "deployment" if context.profile == "azure" else "model"
+            return (
+                f"the {what} {context.model!r} does not exist here or your key cannot "
+                f"use it; `rawchat models` lists what {_host(url)} offers"
+            )
+        path = urlsplit(url).path
+        if "/v1/" not in path and "/openai/" not in path and "/api/v3/" not in path:
+            return (
+                f"{url} was not found; most OpenAI-compatible base URLs end in /v1 "
+                "(e.g. http://localhost:11434/v1), so add it to the base URL"
+            )
+        return f"{url} was not found; check the base URL and the model name"
+    if status == 429:
+        if code == "insufficient_quota" or type_ == "insufficient_quota":
+            return (
+                "the account is out of credit or over its monthly budget: this is "
+                "billing, not speed, and retrying will not help"
+            )
+        after = f"; the server asked to wait {wait:g} s" if wait is not None else ""
+        return f"rate limited: too many requests or tokens per minute{after}"
+    if status >= 500:
+        return (
+            f"the server side failed ({status}), not your request; rawchat retries "
+            "these, and repeated failures usually mean an outage or an overloaded "
+            "gateway"
+        )
+    if status == 400 and code == "context_length_exceeded":
+        return (
+            "the messages are longer than the model's context window: drop or summarise older turns"
+        )
+    if status in (400, 422):
+        where = f" (parameter {param!r})" if param else ""
+        return (
+            f"the server refused the request body{where}; `rawchat curl` shows "
+            "exactly what was sent"
+        )
+    if status == 409:
+        return "a conflicting request was in progress; retrying usually succeeds"
+    if status == 408:
+        return "the server gave up waiting for the request; retrying usually succeeds"
+    return ""
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url

@@ -1,0 +1,412 @@
+"""Settings: where to send requests, with which key, and how patiently.
+
+Explicit arguments beat environment variables, which beat the provider
+profile's defaults. The variables are the ones the official SDKs read
+(https://platform.openai.com/docs/api-reference/authentication):
+``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``,
+``OPENAI_PROJECT_ID``; for Azure OpenAI ``AZURE_OPENAI_API_KEY``,
+``AZURE_OPENAI_ENDPOINT`` and ``OPENAI_API_VERSION``
+(https://learn.microsoft.com/azure/ai-services/openai/reference). rawchat
+adds ``RAWCHAT_PROFILE`` and ``RAWCHAT_MODEL``.
+
+Keys pasted from a web page or a ``.env`` file often carry a trailing
+newline or quotes, which turn into a baffling 401: those are stripped with a
+warning. A key with a control or non-ASCII character cannot be sent in an
+HTTP header at all, so it is refused here with a ``ConfigError`` that says
+where the key came from, and never what it is.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple, TypeVar, Union
+from urllib.parse import quote, urlsplit
+
+from ..errors import ConfigError
+from .http import fingerprint
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PROFILES",
+    "ConfigWarning",
+    "Profile",
+    "Settings",
+    "Timeout",
+    "clean_api_key",
+    "normalize_base_url",
+]
+
+
+T = TypeVar("T")
+
+
+class ConfigWarning(UserWarning):
+    """A setting was usable only after rawchat corrected it."""
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Seconds to wait for the TCP/TLS connect, and between two reads.
+
+    ``read`` bounds the longest silence between bytes, so a stream that
+    stalls midway ends after ``read`` seconds even though the whole answer
+    may take longer. ``requests`` waits forever unless told otherwise, so
+    every request rawchat sends carries both.
+    """
+
+    connect: float = 10.0
+    read: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(
+                    f"timeout.{name} must be a positive number of seconds, got {value!r}"
+                )
+
+    @classmethod
+    def of(cls, value: TimeoutLike) -> Timeout:
+        """Accept a ``Timeout``, one number for both, or ``(connect, read)``."""
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls(float(value), float(value))
+        if isinstance(value, tuple) and len(value) == 2:
+            return cls(*value)
+        raise ConfigError(
+            f"timeout must be seconds, (connect, read) or a Timeout; got {value!r}",
+            hint="rawchat never sends a request without a timeout",
+        )
+
+
+TimeoutLike = Union[Timeout, float, Tuple[float, float]]
+DEFAULT_TIMEOUT = Timeout()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A provider's defaults: where it lives and where its key is kept."""
+
+    name: str
+    base_url: str
+    key_variables: Tuple[str, ...]
+    default_model: str
+    key_required: bool = True
+    auth: str = "bearer"  # or "api-key" (Azure)
+    docs: str = ""
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile(
+            "openai",
+            "https://api.openai.com/v1",
+            ("OPENAI_API_KEY",),
+            "gpt-4o-mini",
+            docs="https://platform.openai.com/docs/api-reference/chat",
+        ),
+        Profile(
+            "azure",
+            "",  # from AZURE_OPENAI_ENDPOINT
+            ("AZURE_OPENAI_API_KEY",),
+            "gpt-4o-mini",
+            auth="api-key",
+            docs="https://learn.microsoft.com/azure/ai-services/openai/reference",
+        ),
+        Profile(
+            "deepseek",
+            "https://api.deepseek.com/v1",
+            ("DEEPSEEK_API_KEY",),
+            "deepseek-chat",
+            docs="https://api-docs.deepseek.com/",
+        ),
+        Profile(
+            "moonshot",
+            "https://api.moonshot.cn/v1",
+            ("MOONSHOT_API_KEY",),
+            "moonshot-v1-8k",
+            docs="https://platform.moonshot.cn/docs",
+        ),
+        Profile(
+            "dashscope",
+            "https://dashscope.aliyuncs.com/compatible-mode/v1",
+            ("DASHSCOPE_API_KEY",),
+            "qwen-plus",
+            docs="https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope",
+        ),
+        Profile(
+            "ark",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            ("ARK_API_KEY",),
+            "doubao-seed-1-6-250615",
+            docs="https://www.volcengine.com/docs/82379",
+        ),
+        Profile(
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            ("OPENROUTER_API_KEY",),
+            "openai/gpt-4o-mini",
+            docs="https://openrouter.ai/docs",
+        ),
+        Profile(
+            "ollama",
+            "http://localhost:11434/v1",
+            ("OLLAMA_API_KEY",),
+            "llama3.2",
+            key_required=False,
+            docs="https://github.com/ollama/ollama/blob/main/docs/openai.md",
+        ),
+        Profile(
+            "vllm",
+            "http://localhost:8000/v1",
+            ("VLLM_API_KEY",),
+            "",  # whatever `vllm serve` loaded: see `rawchat models`
+            key_required=False,
+            docs="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
+        ),
+        Profile(
+            "llamacpp",
+            "http://localhost:8080/v1",
+            ("LLAMA_API_KEY",),
+            "default",
+            key_required=False,
+            docs="https://github.com/ggml-org/llama.cpp/tree/master/tools/server",
+        ),
+        Profile(
+            "litellm",
+            "http://localhost:4000/v1",
+            ("LITELLM_API_KEY", "OPENAI_API_KEY"),
+            "gpt-4o-mini",
+            docs="https://docs.litellm.ai/docs/proxy/user_keys",
+        ),
+        Profile(
+            "simulator",
+            "",  # the embedded simulator's own address
+            ("RAWCHAT_SIMULATOR_KEY",),
+            "gpt-4o-mini",
+            key_required=False,
+        ),
+    )
+}
+
+
+def clean_api_key(raw: str, source: str) -> str:
+    """Strip what copy-paste adds to a key; refuse what cannot be sent.
+
+    ``source`` names where the key came from ("the api_key argument",
+    "OPENAI_API_KEY") for the messages; the key itself is never shown.
+    """
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
+        key = key[1:-1].strip()
+    if not key:
+        raise ConfigError(
+            f"the API key from {source} is empty",
+            hint=f"set {source} to your key, or unset it",
+        )
+    if key != raw:
+        warnings.warn(
+            f"the API key from {source} had surrounding whitespace or quotes; they were removed",
+            ConfigWarning,
+            stacklevel=3,
+        )
+    for position, char in enumerate(key):
+        if ord(char) < 0x21 or ord(char) == 0x7F:
+            what = "a space" if char == " " else f"a control character ({ord(char):#04x})"
+        elif ord(char) > 0x7E:
+            what = f"a non-ASCII character (U+{ord(char):04X})"
+        else:
+            continue
+        raise ConfigError(
+            f"the API key from {source} contains {what} at position {position} of {len(key)}",
+            hint="an HTTP header cannot carry it; copy the key again from the "
+            "provider's console (smart quotes and zero-width spaces sneak in "
+            "through chat apps and documents)",
+        )
+    return key
+
+
+def normalize_base_url(url: str, source: str = "base_url") -> str:
+    """Validate a base URL and return it without a trailing slash."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{source} {text!r} is not an http:// or https:// URL",
+            hint="it looks like https://api.openai.com/v1",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"{source} {text!r} has a query or fragment",
+            hint="give the base alone; rawchat adds paths and query parameters",
+        )
+    path = parts.path.rstrip("/")
+    for suffix in ("/chat/completions", "/completions", "/models"):
+        if path.endswith(suffix):
+            base = f"{parts.scheme}://{parts.netloc}{path[: -len(suffix)]}"
+            raise ConfigError(
+                f"{source} {text!r} is an endpoint, not a base URL",
+                hint=f"use {base!r}; rawchat appends {suffix}",
+            )
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a client needs to address one endpoint.
+
+    ``key_source`` records where the key came from, so a 401 can say which
+    variable to fix. ``api_version`` switches Azure to its deployment URLs
+    (``/openai/deployments/{model}/...?api-version=``); without it Azure is
+    addressed through its OpenAI-compatible ``/openai/v1`` surface.
+    """
+
+    base_url: str
+    api_key: Optional[str] = field(default=None, repr=False)
+    key_source: str = "none"
+    profile: str = "openai"
+    model: str = ""
+    organization: Optional[str] = None
+    project: Optional[str] = None
+    api_version: Optional[str] = None
+    auth: str = "bearer"
+    timeout: Timeout = DEFAULT_TIMEOUT
+    max_retries: int = 2
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        key = fingerprint(self.api_key) if self.api_key else None
+        return (
+            f"Settings(base_url={self.base_url!r}, api_key={key!r}, "
+            f"key_source={self.key_source!r}, profile={self.profile!r}, "
+            f"model={self.model!r})"
+        )
+
+    @property
+    def key_variable(self) -> str:
+        """The environment variable that holds (or would hold) the key."""
+        if self.key_source not in ("none", "the api_key argument"):
+            return self.key_source
+        profile = PROFILES.get(self.profile)
+        return profile.key_variables[0] if profile else "OPENAI_API_KEY"
+
+    def url(self, path: str, *, model: Optional[str] = None) -> str:
+        """The absolute URL of an API path such as ``/chat/completions``."""
+        if self.auth == "api-key" and self.api_version:
+            if path == "/chat/completions" and model:
+                path = f"/deployments/{quote(model, safe='')}{path}"
+            return f"{self.base_url}{path}?api-version={quote(self.api_version)}"
+        return self.base_url + path
+
+    @classmethod
+    def resolve(
+        cls,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        profile: Optional[str] = None,
+        model: Optional[str] = None,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
+        api_version: Optional[str] = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        headers: Optional[Mapping[str, str]] = None,
+        environ: Mapping[str, str],
+    ) -> Settings:
+        """Combine arguments, environment and profile into one ``Settings``.
+
+        ``environ`` is the environment to read (the client passes
+        ``os.environ``): this module only reads the mapping it is given.
+        """
+        env = environ
+
+        def var(name: str) -> Optional[str]:
+            value = env.get(name)
+            return value if value and value.strip() else None
+
+        name = profile or var("RAWCHAT_PROFILE")
+        if name is None:
+            explicit_base = base_url or var("OPENAI_BASE_URL")
+            name = "azure" if not explicit_base and var("AZURE_OPENAI_ENDPOINT") else None
+        chosen = PROFILES.get(name or "openai")
+        if chosen is None:
+            raise ConfigError(
+                f"unknown profile {name!r}",
+                hint="choose one of " + ", ".join(sorted(PROFILES)),
+            )
+
+        if api_key is not None:
+            key: Optional[str] = clean_api_key(api_key, "the api_key argument")
+            source = "the api_key argument"
+        else:
+            key, source = None, "none"
+            variables = chosen.key_variables
+            if name is None:  # no profile chosen: the SDK's variable
+                variables = ("OPENAI_API_KEY",)
+            for variable in variables:
+                if variable in env:
+                    key, source = clean_api_key(env[variable], variable), variable
+                    break
+
+        if base_url is not None:
+            base, base_source = base_url, "base_url"
+        elif chosen.name == "azure":
+            endpoint = var("AZURE_OPENAI_ENDPOINT")
+            if not endpoint:
+                raise ConfigError(
+                    "the azure profile needs an endpoint",
+                    hint="set AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com",
+                )
+            version = api_version or var("OPENAI_API_VERSION")
+            suffix = "/openai" if version else "/openai/v1"
+            base, base_source = endpoint.rstrip("/") + suffix, "AZURE_OPENAI_ENDPOINT"
+        elif var("OPENAI_BASE_URL") and not profile:
+            base, base_source = var("OPENAI_BASE_URL") or "", "OPENAI_BASE_URL"
+        elif chosen.name == "simulator":
+            base, base_source = "http://127.0.0.1:0/v1", "the simulator profile"
+        else:
+            base, base_source = chosen.base_url, f"the {chosen.name} profile"
+
+        extra = tuple((str(k), str(v)) for k, v in (headers or {}).items())
+        return cls(
+            base_url=normalize_base_url(base, base_source),
+            api_key=key,
+            key_source=source,
+            profile=chosen.name if name else _guess_profile(base),
+            model=model or var("RAWCHAT_MODEL") or chosen.default_model,
+            organization=organization or var("OPENAI_ORG_ID"),
+            project=project or var("OPENAI_PROJECT_ID"),
+            api_version=(api_version or var("OPENAI_API_VERSION"))
+            if chosen.auth == "api-key"
+            else api_version,
+            auth=chosen.auth,
+            timeout=Timeout.of(timeout),
+            max_retries=max_retries,
+            headers=extra,
+        )
+
+
+def by_model_name(table: Mapping[str, T], model: str) -> Optional[T]:
+    """``table``'s entry for ``model``: exact, else the longest name it extends.
+
+    ``gpt-4o-mini-2024-07-18`` finds ``gpt-4o-mini``; ``openai/gpt-4o`` (as
+    OpenRouter names it) finds ``gpt-4o``.
+    """
+    if model in table:
+        return table[model]
+    name = model.rsplit("/", 1)[-1]
+    matches = [key for key in table if name == key or name.startswith(key + "-")]
+    return table[max(matches, key=len)] if matches else None
+
+
+def _guess_profile(base_url: str) -> str:
+    """The profile whose base URL shares a host with ``base_url``, if any."""
+    host = urlsplit(base_url.strip()).netloc
+    for profile in PROFILES.values():
+        if profile.base_url and urlsplit(profile.base_url).netloc == host:
+            return profile.name
+    return "custom"

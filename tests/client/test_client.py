@@ -1,0 +1,352 @@
+"""The client end to end: retries over HTTP (responses) and the simulator."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import requests
+import responses
+
+import rawchat
+from rawchat.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+)
+
+from ..conftest import KEY
+
+URL = "https://api.test/v1/chat/completions"
+HI = [{"role": "user", "content": "hi"}]
+ANSWER = {
+    "id": "c",
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "hello"},
+            "finish_reason": "stop",
+        }
+    ],
+}
+
+
+class FakeTime:
+    """A clock that only moves when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def make_client(fake: FakeTime = None, **kwargs) -> rawchat.Client:
+    fake = fake or FakeTime()
+    return rawchat.Client(
+        KEY,
+        "https://api.test/v1",
+        sleep=fake.sleep,
+        clock=fake.clock,
+        wall_clock=lambda: 1_700_000_000.0,
+        random=lambda: 0.5,
+        **kwargs,
+    )
+
+
+def error(status, message="boom", code=None, headers=None):
+    return responses.Response(
+        responses.POST,
+        URL,
+        status=status,
+        headers=headers or {},
+        json={"error": {"message": message, "type": "t", "param": None, "code": code}},
+    )
+
+
+@responses.activate
+def test_503_then_success_retries_on_the_backoff_schedule():
+    fake = FakeTime()
+    responses.add(error(503))
+    responses.add(error(503))
+    responses.add(responses.POST, URL, json=ANSWER, headers={"x-request-id": "req_ok"})
+    done = make_client(fake).chat(HI, model="m")
+    assert (done.content, done.retries_taken, done.request_id) == ("hello", 2, "req_ok")
+    assert fake.slept == [0.25, 0.5]  # full jitter at random 0.5: half of 0.5 and 1.0
+
+
+@responses.activate
+def test_giving_up_raises_the_last_error_with_the_attempt_history():
+    for _ in range(3):
+        responses.add(error(500, "server exploded"))
+    with pytest.raises(InternalServerError, match="server exploded") as caught:
+        make_client().chat(HI, model="m")
+    assert caught.value.attempts == ((1, "500", 0.25), (2, "500", 0.5), (3, "500", 0.0))
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_retry_after_ms_is_honoured():
+    fake = FakeTime()
+    responses.add(error(429, headers={"retry-after-ms": "1500"}))
+    responses.add(responses.POST, URL, json=ANSWER)
+    make_client(fake).chat(HI, model="m")
+    assert fake.slept == [1.5]
+
+
+@responses.activate
+def test_insufficient_quota_is_not_retried():
+    responses.add(error(429, "You exceeded your current quota", code="insufficient_quota"))
+    with pytest.raises(RateLimitError) as caught:
+        make_client().chat(HI, model="m")
+    assert len(responses.calls) == 1
+    assert "billing" in caught.value.hint
+
+
+@responses.activate
+def test_a_retry_after_over_the_cap_is_raised_with_the_wait():
+    fake = FakeTime()
+    responses.add(error(429, headers={"retry-after": "300"}))
+    with pytest.raises(RateLimitError) as caught:
+        make_client(fake).chat(HI, model="m")
+    assert fake.slept == []
+    assert caught.value.retry_after == 300.0
+    assert "not retried: the server asked to wait 300 s" in caught.value.hint
+
+
+@responses.activate
+def test_x_should_retry_false_stops_retries_of_a_500():
+    responses.add(error(500, headers={"x-should-retry": "false"}))
+    with pytest.raises(InternalServerError):
+        make_client().chat(HI, model="m")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_connection_errors_are_retried():
+    fake = FakeTime()
+    responses.add(responses.POST, URL, body=requests.exceptions.ConnectionError("reset"))
+    responses.add(responses.POST, URL, json=ANSWER)
+    assert make_client(fake).chat(HI, model="m").retries_taken == 1
+
+
+@responses.activate
+def test_a_400_is_not_retried():
+    responses.add(error(400, "bad"))
+    with pytest.raises(rawchat.BadRequestError):
+        make_client().chat(HI, model="m")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_the_deadline_is_never_overslept():
+    fake = FakeTime()
+    for _ in range(5):
+        responses.add(error(503))
+    with pytest.raises(InternalServerError) as caught:
+        make_client(fake, deadline=0.6, max_retries=5).chat(HI, model="m")
+    assert fake.slept == [0.25]  # the next wait, 0.5 s, would end past 0.6 s
+    assert caught.value.attempts[-1] == (2, "503", 0.0)
+
+
+@responses.activate
+def test_the_deadline_shortens_the_read_timeout():
+    seen = []
+    responses.add_callback(
+        responses.POST,
+        URL,
+        callback=lambda r: (
+            seen.append(r.req_kwargs["timeout"]),
+            (200, {}, json.dumps(ANSWER)),
+        )[1],
+    )
+    make_client(deadline=5).chat(HI, model="m")
+    assert seen == [(5, 5)]
+
+
+@responses.activate
+def test_retries_are_logged_on_the_rawchat_logger(caplog):
+    responses.add(error(503))
+    responses.add(responses.POST, URL, json=ANSWER)
+    with caplog.at_level(logging.INFO, logger="rawchat"):
+        make_client().chat(HI, model="m")
+    assert caplog.messages == [f"POST {URL} failed (503); retry 1 of 2 in 0.25 s"]
+
+
+@responses.activate
+def test_a_401_names_the_key_source_and_never_the_key():
+    responses.add(error(401, "Incorrect API key provided", code="invalid_api_key"))
+    with pytest.raises(AuthenticationError) as caught:
+        make_client().chat(HI, model="m")
+    text = str(caught.value) + repr(caught.value) + repr(caught.value.attempts)
+    assert "the key from the api_key argument (ending ...cdef)" in text
+    assert KEY not in text
+
+
+@responses.activate
+def test_the_request_carries_bearer_auth():
+    responses.add(responses.POST, URL, json=ANSWER)
+    make_client().chat(HI, model="m", temperature=0.2)
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"] == f"Bearer {KEY}"
+    assert json.loads(sent.body) == {"model": "m", "messages": HI, "temperature": 0.2}
+
+
+def test_chat_refuses_the_stream_parameter():
+    with pytest.raises(InvalidRequestError, match="'stream' is not one of its parameters"):
+        make_client().chat(HI, model="m", stream=True)
+
+
+@responses.activate
+def test_request_is_the_escape_hatch_for_other_endpoints():
+    responses.add(
+        responses.POST,
+        "https://api.test/v1/embeddings",
+        json={"data": [{"embedding": [0.1]}]},
+    )
+    response = make_client().request("POST", "/embeddings", json={"model": "e", "input": "x"})
+    assert response.json() == {"data": [{"embedding": [0.1]}]}
+
+
+@responses.activate
+def test_a_redirect_is_an_error_that_names_the_new_location():
+    responses.add(
+        responses.POST,
+        URL,
+        status=308,
+        headers={"Location": "https://api.test/v2/chat/completions"},
+    )
+    with pytest.raises(rawchat.APIStatusError) as caught:
+        make_client().chat(HI, model="m")
+    assert "https://api.test/v2/chat/completions" in caught.value.hint
+
+
+def test_no_key_for_a_provider_that_needs_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="no API key for https://api.openai.com/v1") as caught:
+        rawchat.Client(environ={})
+    assert "OPENAI_API_KEY" in caught.value.hint
+
+
+def test_a_keyless_local_server_needs_no_key():
+    assert rawchat.Client(profile="ollama", environ={}).settings.api_key is None
+
+
+def test_the_client_repr_hides_the_key():
+    assert repr(make_client()) == "Client(base_url='https://api.test/v1', api_key='...cdef')"
+
+
+# -- against the simulator -------------------------------------------------------
+
+
+def test_chat_against_the_simulator(client):
+    done = client.chat(
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "2+2?"},
+        ],
+        model="gpt-4o-mini",
+    )
+    assert done.content == (
+        "Hello from the rawchat simulator. I received 2 messages (about 18 prompt tokens); "
+        'your last message was: "2+2?".'
+    )
+    assert (done.finish_reason, done.usage.prompt_tokens, done.retries_taken) == (
+        "stop",
+        18,
+        0,
+    )
+    assert done.elapsed > 0
+
+
+def test_n_choices_against_the_simulator(client):
+    done = client.chat(HI, model="gpt-4o-mini", n=2)
+    assert [c.message.content[:10] for c in done.choices] == [
+        "Hello from",
+        "(choice 1)",
+    ]
+
+
+def test_max_tokens_cuts_the_answer_with_finish_reason_length(client):
+    done = client.chat(HI, model="gpt-4o-mini", max_tokens=3)
+    assert (done.content, done.finish_reason) == ("Hello from the", "length")
+
+
+def test_a_tool_round_trip_against_the_simulator(client):
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"expr": {"type": "string"}},
+                },
+            },
+        }
+    ]
+    messages = [{"role": "user", "content": "2+3"}]
+    first = client.chat(messages, model="gpt-4o-mini", tools=tools)
+    call = first.tool_calls[0]
+    messages += [
+        first.message.to_dict(),
+        {"role": "tool", "tool_call_id": call.id, "content": "5"},
+    ]
+    assert client.chat(messages, model="gpt-4o-mini", tools=tools).content == "The tool returned: 5"
+
+
+def test_models_lists_the_simulator_models(client):
+    assert [m["id"] for m in client.models()][:3] == [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "gpt-4.1-mini",
+    ]
+
+
+def test_an_unknown_model_is_a_404_with_a_hint(client):
+    with pytest.raises(NotFoundError) as caught:
+        client.chat(HI, model="gpt-9")
+    assert caught.value.code == "model_not_found"
+    assert "the model 'gpt-9' does not exist here" in caught.value.hint
+
+
+def test_a_wrong_key_is_a_401_from_a_strict_simulator():
+    from rawchat.simulator import Simulator
+
+    with Simulator(api_keys=["sk-right-key-000000"]) as strict, pytest.raises(
+        AuthenticationError, match="Incorrect API key provided: sk-\\*\\*\\*\\*cdef"
+    ):
+        rawchat.Client(KEY, strict.base_url).chat(HI, model="gpt-4o-mini")
+
+
+def test_a_base_url_without_v1_gets_the_v1_hint(sim):
+    base = sim.base_url[: -len("/v1")]
+    with pytest.raises(NotFoundError) as caught:
+        rawchat.Client(KEY, base).chat(HI, model="gpt-4o-mini")
+    assert "add it to the base URL" in caught.value.hint
+
+
+def test_nothing_listening_is_a_connection_error_after_retries():
+    fake = FakeTime()
+    client = rawchat.Client(
+        KEY,
+        "http://127.0.0.1:9/v1",
+        sleep=fake.sleep,
+        clock=fake.clock,
+        random=lambda: 1.0,
+    )
+    with pytest.raises(APIConnectionError) as caught:
+        client.chat(HI, model="m")
+    assert fake.slept == [0.5, 1.0]
+    assert not isinstance(caught.value, APITimeoutError)

@@ -1,0 +1,311 @@
+"""Streams: the pure decoder, and the Stream handle against real sockets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import rawchat
+from rawchat.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    IncompleteStreamError,
+    InvalidResponseError,
+    RateLimitError,
+    StreamError,
+)
+from rawchat.protocol.chat_stream import ChatStreamDecoder
+
+from ..conftest import KEY
+from ..feeds import FEEDS
+from ..raw_server import RawServer
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def frame(obj) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+def delta(content=None, finish=None, **fields):
+    if content is not None:
+        fields["content"] = content
+    return frame(
+        {
+            "id": "c1",
+            "model": "m",
+            "choices": [{"index": 0, "delta": fields, "finish_reason": finish}],
+        }
+    )
+
+
+STREAM = (
+    delta(role="assistant", content="")
+    + b": keep-alive\n\n"
+    + delta("你")
+    + delta("好")
+    + delta(finish="stop")
+    + frame(
+        {
+            "id": "c1",
+            "choices": [],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+        }
+    )
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize("split", FEEDS, ids=lambda f: f.__name__)
+def test_the_decoder_assembles_a_stream_fed_any_way(split):
+    decoder = ChatStreamDecoder()
+    texts = [c.content for piece in split(STREAM) for c in decoder.feed(piece)]
+    done = decoder.close()
+    assert "".join(texts) == "你好"
+    assert (done.content, done.finish_reason, done.usage.total_tokens) == (
+        "你好",
+        "stop",
+        6,
+    )
+
+
+def test_a_stream_without_done_or_finish_reason_is_incomplete_with_the_partial_text():
+    decoder = ChatStreamDecoder()
+    decoder.feed(delta("The answer is"))
+    with pytest.raises(
+        IncompleteStreamError, match="ended after 1 events without \\[DONE\\]"
+    ) as caught:
+        decoder.close()
+    assert caught.value.partial.content == "The answer is"
+
+
+def test_a_finish_reason_without_done_is_complete():
+    decoder = ChatStreamDecoder()
+    decoder.feed(delta("ok") + delta(finish="stop"))
+    assert decoder.close().content == "ok"
+
+
+def test_done_without_finish_reason_is_complete():
+    decoder = ChatStreamDecoder()
+    decoder.feed(delta("ok") + b"data: [DONE]\n\n")
+    assert decoder.close().finish_reason is None
+
+
+def test_an_empty_stream_is_incomplete():
+    with pytest.raises(IncompleteStreamError, match="after no events"):
+        ChatStreamDecoder().close()
+
+
+def test_an_error_mid_stream_carries_what_arrived_before_it():
+    decoder = ChatStreamDecoder()
+    with pytest.raises(StreamError, match="server_error happened") as caught:
+        decoder.feed(delta("half") + frame({"error": {"message": "server_error happened"}}))
+    assert caught.value.partial.content == "half"
+
+
+# -- the Stream handle, against the simulator ---------------------------------
+
+
+def test_text_yields_deltas_that_add_up_to_the_completion(client):
+    with client.stream(HI, model="gpt-4o-mini") as stream:
+        texts = list(stream.text())
+    assert len(texts) > 5
+    assert "".join(texts) == stream.completion.content
+    assert stream.completion.content.endswith('your last message was: "hi".')
+    assert stream.completion.usage.prompt_tokens == 8
+    assert stream.completion.request_id.startswith("req_sim")
+    assert stream.time_to_first_delta is not None
+
+
+def test_completion_reads_the_rest_of_an_unread_stream(client):
+    stream = client.stream(HI, model="gpt-4o-mini")
+    assert stream.completion.finish_reason == "stop"
+
+
+def test_streamed_tool_call_arguments_are_joined(client):
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}},
+                    "required": ["query"],
+                },
+            },
+        }
+    ]
+    with client.stream(
+        [{"role": "user", "content": "Paris weather"}], model="gpt-4o-mini", tools=tools
+    ) as stream:
+        assert list(stream.text()) == []
+    call = stream.completion.tool_calls[0]
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_sim_0001",
+        "lookup",
+        '{"query": "Paris weather"}',
+    )
+    assert stream.completion.finish_reason == "tool_calls"
+
+
+def test_streamed_reasoning_is_assembled_apart_from_content(client):
+    with client.stream(HI, model="deepseek-reasoner") as stream:
+        text = "".join(stream.text())
+    assert (
+        stream.completion.reasoning == "The user wrote 2 characters. I will describe the request."
+    )
+    assert "The user wrote" not in text
+
+
+def test_breaking_early_releases_the_connection_for_the_next_call(client, sim):
+    for _ in range(12):  # more than the pool holds
+        with client.stream(HI, model="gpt-4o-mini") as stream:
+            for _text in stream.text():
+                break
+    assert client.chat(HI, model="gpt-4o-mini").finish_reason == "stop"
+    assert sim.request_count == 13
+
+
+def test_a_stream_error_status_is_raised_on_entering(client):
+    with pytest.raises(rawchat.NotFoundError, match="does not exist"):
+        with client.stream(HI, model="no-such-model"):
+            pass
+
+
+# -- misbehaving servers ------------------------------------------------------
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+
+def raw_client(server, **kwargs):
+    return rawchat.Client(KEY, server.base_url, sleep=lambda s: None, **kwargs)
+
+
+def test_a_truncated_stream_raises_incomplete_with_the_partial_text():
+    with RawServer(
+        lambda conn, req: conn.sendall(SSE_HEAD + delta("The capital of France is"))
+    ) as server, raw_client(server).stream(HI, model="m") as stream:
+        with pytest.raises(IncompleteStreamError) as caught:
+            "".join(stream.text())
+    assert caught.value.partial.content == "The capital of France is"
+
+
+def test_an_error_event_mid_stream_raises_stream_error():
+    body = (
+        delta("so far")
+        + b'event: error\ndata: {"error": {"message": "overloaded", "code": "busy"}}\n\n'
+    )
+    with RawServer(lambda conn, req: conn.sendall(SSE_HEAD + body)) as server:
+        with pytest.raises(StreamError, match="overloaded") as caught:
+            raw_client(server).stream(HI, model="m").completion
+    assert (caught.value.code, caught.value.partial.content) == ("busy", "so far")
+
+
+def test_a_stream_cut_before_any_content_is_retried():
+    def script(conn, request):
+        if len(server.requests) == 1:
+            conn.sendall(
+                SSE_HEAD + delta(role="assistant", content="")
+            )  # then the connection drops
+            conn.shutdown(2)
+            return
+        conn.sendall(SSE_HEAD + STREAM)
+
+    with RawServer(script) as server:
+        stream = raw_client(server).stream(HI, model="m")
+        assert "".join(stream.text()) == "你好"
+    assert len(server.requests) == 2
+    assert stream.completion.retries_taken == 1
+
+
+def test_a_drop_after_content_reached_the_caller_is_not_retried():
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = delta("partial answer")
+
+    def script(conn, request):
+        conn.sendall(head + b"%x\r\n%s\r\n" % (len(piece), piece) + b"ff\r\ndata: cut")
+
+    with RawServer(script) as server:
+        seen = []
+        with pytest.raises(APIConnectionError, match="broke off") as caught:
+            for text in raw_client(server).stream(HI, model="m").text():
+                seen.append(text)
+    assert seen == ["partial answer"]
+    assert len(server.requests) == 1
+    assert caught.value.partial.content == "partial answer"
+
+
+def test_a_json_answer_to_a_stream_request_is_yielded_whole():
+    body = json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "whole"},
+                    "finish_reason": "stop",
+                }
+            ]
+        }
+    ).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        body
+    )
+    with RawServer(lambda conn, req: conn.sendall(head + body)) as server:
+        with raw_client(server).stream(HI, model="m") as stream:
+            assert list(stream.text()) == ["whole"]
+    assert stream.completion.finish_reason == "stop"
+
+
+def test_an_html_page_answering_a_stream_is_a_typed_error():
+    body = b"<html><title>Login</title></html>"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with RawServer(lambda conn, req: conn.sendall(head + body)) as server, pytest.raises(
+        InvalidResponseError,
+        match="expected an event stream, got 33 bytes of text/html",
+    ), raw_client(server).stream(HI, model="m"):
+        pass
+
+
+def test_a_stall_mid_stream_ends_at_the_read_timeout():
+    def script(conn, request):
+        conn.sendall(SSE_HEAD + delta("wait for it"))
+        time.sleep(2)
+
+    with RawServer(script) as server:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            "".join(raw_client(server, timeout=(1, 0.3)).stream(HI, model="m").text())
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_429_before_the_stream_is_retried_then_raised_with_its_history():
+    def script(conn, request):
+        conn.sendall(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nretry-after-ms: 10\r\n"
+            b"Content-Length: 33\r\nConnection: close\r\n\r\n"
+            + b'{"error": {"message": "slow down"}}'[:33]
+        )
+
+    with RawServer(script) as server, pytest.raises(RateLimitError) as caught:
+        raw_client(server).stream(HI, model="m").completion
+    assert len(server.requests) == 3
+    assert caught.value.attempts == (
+        (1, "429", 0.01),
+        (2, "429", 0.01),
+        (3, "429", 0.0),
+    )
+
+
+def test_iter_feed_hands_over_each_chunk_before_decoding_the_next():
+    decoder = ChatStreamDecoder()
+    chunks = decoder.iter_feed(delta("a") + delta("b") + delta("c"))
+    assert next(chunks).content == "a"
+    # Decoded one at a time: a read's JSON objects are never all alive at once.
+    assert decoder.accumulator.chunks == 1
+    assert [c.content for c in chunks] == ["b", "c"]
+    assert decoder.accumulator.chunks == 3

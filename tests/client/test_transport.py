@@ -1,0 +1,353 @@
+"""The transport: timeouts, exception translation, and bytes as they arrive."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+import responses
+
+from rawchat.client.transport import Transport
+from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError
+from rawchat.protocol.http import Headers, HTTPRequest
+from rawchat.protocol.settings import Timeout
+
+from ..raw_server import RawServer, _read_request
+
+HEAD_CLOSE_DELIMITED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+)
+HEAD_CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def get(url: str) -> HTTPRequest:
+    return HTTPRequest("GET", url)
+
+
+@responses.activate
+def test_every_request_carries_connect_and_read_timeouts():
+    seen = {}
+
+    def callback(request):
+        seen["timeout"] = request.req_kwargs["timeout"]
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.GET, "https://x/v1/models", callback=callback)
+    Transport().send(get("https://x/v1/models"), Timeout(3, 40))
+    assert seen["timeout"] == (3, 40)
+
+
+POST = HTTPRequest(
+    "POST",
+    "http://x/v1/chat/completions",
+    headers=Headers([("Authorization", "Bearer sk-test"), ("Content-Type", "application/json")]),
+    body=b'{"model":"m"}',
+)
+AS_SENT = [
+    ("User-Agent", f"python-requests/{requests.__version__}"),
+    ("Accept-Encoding", requests.utils.DEFAULT_ACCEPT_ENCODING),
+    ("Accept", "*/*"),
+    ("Connection", "keep-alive"),
+    ("Authorization", "Bearer sk-test"),
+    ("Content-Type", "application/json"),
+    ("Content-Length", "13"),
+]
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_the_headers_sent_are_the_sessions_defaults_under_ours(session):
+    seen = {}
+
+    def callback(request):
+        seen["headers"] = list(request.headers.items())
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.POST, "http://x/v1/chat/completions", callback=callback)
+    Transport(session() if session else None).send(POST, Timeout())
+    assert seen["headers"] == AS_SENT
+
+
+@responses.activate
+def test_cookies_params_and_hooks_set_on_the_clients_own_session_are_applied():
+    seen = {}
+
+    def callback(request):
+        seen["headers"] = dict(request.headers)
+        return (200, {}, b"{}")
+
+    responses.add_callback(responses.GET, "http://api.example.com/v1/models", callback=callback)
+    transport = Transport()
+    transport.session.cookies.set("route", "b7", domain="api.example.com")
+    transport.session.params = {"api-version": "2024-10-21"}
+
+    def hook(response, **kwargs):
+        seen["hooked"] = response.status_code
+
+    transport.session.hooks["response"].append(hook)
+    transport.send(get("http://api.example.com/v1/models"), Timeout())
+    assert seen["headers"]["Cookie"] == "route=b7"
+    assert seen["hooked"] == 200
+    assert (
+        responses.calls[0].request.url == "http://api.example.com/v1/models?api-version=2024-10-21"
+    )
+
+
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_a_netrc_entry_for_the_host_does_not_replace_the_bearer_key(tmp_path, monkeypatch, session):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        request = HTTPRequest(
+            "GET", server.base_url + "/models", headers=Headers([("Authorization", "Bearer sk-x")])
+        )
+        Transport(session() if session else None).send(request, Timeout(2, 2))
+    assert b"\r\nAuthorization: Bearer sk-x\r\n" in server.requests[0]
+
+
+@pytest.mark.parametrize(
+    "session", [None, requests.Session], ids=["own session", "session passed in"]
+)
+def test_a_space_in_the_path_is_sent_percent_encoded(session):
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        url = server.base_url.replace("/v1", "/my deployment/v1") + "/models"
+        Transport(session() if session else None).send(get(url), Timeout(2, 2))
+    assert server.requests[0].startswith(b"GET /my%20deployment/v1/models HTTP/1.1\r\n")
+
+
+@responses.activate
+def test_a_host_in_unicode_is_sent_idna_encoded():
+    responses.add(responses.GET, "http://xn--bcher-kva.example/v1/models", body=b"{}")
+    assert Transport().send(get("http://bücher.example/v1/models"), Timeout()).body == b"{}"
+
+
+@responses.activate
+def test_redirects_are_not_followed():
+    responses.add(
+        responses.POST,
+        "http://x/v1/chat/completions",
+        status=301,
+        headers={"Location": "https://x/v1/chat/completions"},
+    )
+    response = Transport().send(
+        HTTPRequest("POST", "http://x/v1/chat/completions", body=b"{}"), Timeout()
+    )
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://x/v1/chat/completions"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "raised, error, message",
+    [
+        (
+            requests.exceptions.ConnectTimeout("t"),
+            APITimeoutError,
+            "connecting to x timed out after 10 s",
+        ),
+        (
+            requests.exceptions.ReadTimeout("t"),
+            APITimeoutError,
+            "x sent nothing in 600 s",
+        ),
+        (
+            requests.exceptions.SSLError("bad cert"),
+            APIConnectionError,
+            "TLS with x failed",
+        ),
+        (requests.exceptions.ProxyError("no"), APIConnectionError, "the proxy refused"),
+        (
+            requests.exceptions.ConnectionError("refused"),
+            APIConnectionError,
+            "could not connect to x: refused",
+        ),
+        (
+            requests.exceptions.ChunkedEncodingError("cut"),
+            APIConnectionError,
+            "broke off",
+        ),
+    ],
+)
+def test_requests_exceptions_become_rawchat_errors_chained(raised, error, message):
+    responses.add(responses.GET, "https://x/v1/models", body=raised)
+    with pytest.raises(error, match=message) as caught:
+        Transport().send(get("https://x/v1/models"), Timeout())
+    assert caught.value.__cause__ is raised
+
+
+def test_the_ssl_hint_points_at_the_ca_bundle_variable():
+    with responses.RequestsMock() as mock:
+        mock.add(
+            responses.GET,
+            "https://x/v1/models",
+            body=requests.exceptions.SSLError("self-signed"),
+        )
+        with pytest.raises(APIConnectionError) as caught:
+            Transport().send(get("https://x/v1/models"), Timeout())
+    assert "REQUESTS_CA_BUNDLE" in caught.value.hint
+
+
+def test_a_connection_refused_is_a_connection_error():
+    with RawServer(lambda conn, req: None) as server:
+        url = server.base_url
+    with pytest.raises(APIConnectionError, match="could not connect to 127.0.0.1"):
+        Transport().send(get(url + "/models"), Timeout(1, 1))
+
+
+def test_a_server_that_never_answers_ends_at_the_read_timeout():
+    with RawServer(lambda conn, req: time.sleep(1.0)) as server:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="sent nothing in 0.2 s"):
+            Transport().send(get(server.base_url + "/models"), Timeout(1, 0.2))
+        assert time.monotonic() - started < 0.9
+
+
+def first_piece_delay(head: bytes, frame: bytes) -> float:
+    """Seconds from the server's first flush to iter_bytes() yielding it."""
+    flushed = {}
+    release = threading.Event()
+
+    def script(conn, request):
+        conn.sendall(head)
+        flushed["at"] = time.monotonic()
+        conn.sendall(frame)
+        release.wait(5)  # hold the connection open: no EOF, no more bytes
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 5))
+        first = next(iter(source.iter_bytes()))
+        delay = time.monotonic() - flushed["at"]
+        release.set()
+        source.close()
+    assert first.endswith(b"\n\n")
+    return delay
+
+
+def test_a_close_delimited_body_is_handed_over_before_eof():
+    # iter_content(chunk_size=None) would sit on this until the server closes.
+    assert first_piece_delay(HEAD_CLOSE_DELIMITED, b"data: first\n\n") < 1.0
+
+
+def test_a_chunked_body_is_handed_over_chunk_by_chunk():
+    frame = b"data: first\n\n"
+    assert first_piece_delay(HEAD_CHUNKED, b"%x\r\n%s\r\n" % (len(frame), frame)) < 1.0
+
+
+def test_a_connection_dropped_mid_body_raises_a_connection_error():
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + b"10\r\ndata: partial")  # chunk cut short, then EOF
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        with pytest.raises(APIConnectionError, match="broke off"):
+            list(source.iter_bytes())
+
+
+def keep_alive_server(bodies):
+    """Answers one request per entry of ``bodies`` on a single kept-alive connection."""
+
+    def script(conn, request):
+        for index, body in enumerate(bodies):
+            if index:
+                _read_request(conn)
+            conn.sendall(HEAD_CHUNKED + body)
+
+    return RawServer(script)
+
+
+def read_twice(server):
+    transport = Transport()
+    first = transport.open(get(server.base_url + "/a"), Timeout(2, 2))
+    bodies = [b"".join(first.iter_bytes())]
+    first.close()
+    second = transport.open(get(server.base_url + "/b"), Timeout(2, 2))
+    bodies.append(b"".join(second.iter_bytes()))
+    second.close()
+    return bodies
+
+
+def test_a_chunked_body_read_to_its_end_frees_the_connection_for_the_next_request():
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    with keep_alive_server([body, body]) as server:
+        assert read_twice(server) == [b"hello", b"hello"]
+    assert len(server.requests) == 1  # one connection served both
+
+
+def test_a_connection_with_bytes_after_the_chunked_body_is_not_reused():
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    with keep_alive_server([body + b"junk", body]) as server:
+        assert read_twice(server) == [b"hello", b"hello"]
+    assert len(server.requests) == 2  # the second request needed a new connection
+
+
+def test_many_chunks_arriving_together_come_out_as_one_piece():
+    frames = b"".join(b"%x\r\ndata: %d\n\n\r\n" % (9, n) for n in range(3))
+
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + frames + b"0\r\n\r\n")
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        assert list(source.iter_bytes()) == [b"data: 0\n\ndata: 1\n\ndata: 2\n\n"]
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"5\r\nhel", "the connection closed before the last chunk"),
+        (b"zz\r\nhello\r\n", "malformed chunked body: bad chunk size line"),
+    ],
+    ids=["cut short", "bad size"],
+)
+def test_a_broken_chunked_body_is_a_connection_error_naming_the_host(body, reason):
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + body)
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/stream"), Timeout(2, 2))
+        host = server.base_url.split("/")[2]
+        with pytest.raises(
+            APIConnectionError,
+            match=f"the response from {host} broke off or was malformed: {reason}",
+        ):
+            list(source.iter_bytes())
+
+
+def test_a_gzip_chunked_body_is_decoded_by_urllib3():
+    import gzip
+
+    packed = gzip.compress(b"data: zipped\n\n")
+
+    def script(conn, request):
+        head = HEAD_CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n")
+        conn.sendall(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+
+    with RawServer(script) as server:
+        body = Transport().send(get(server.base_url + "/stream"), Timeout(2, 2)).body
+    assert body == b"data: zipped\n\n"
+
+
+def test_an_unusable_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot send to"):
+        Transport().send(get("http://"), Timeout())
+
+
+def test_a_session_passed_in_is_used_and_not_closed():
+    session = requests.Session()
+    transport = Transport(session)
+    transport.close()
+    assert transport.session is session
+    assert session.adapters  # still usable

@@ -1,0 +1,135 @@
+"""Interpreting the events of a chat stream."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rawchat.errors import StreamError
+from rawchat.protocol.chunks import (
+    DONE,
+    ChoiceDelta,
+    Chunk,
+    ToolCallDelta,
+    chunk_from_object,
+    interpret,
+)
+from rawchat.protocol.completion import Usage
+from rawchat.protocol.sse import ServerSentEvent
+
+
+def data(text: str, event: str = "message") -> ServerSentEvent:
+    return ServerSentEvent(event=event, data=text)
+
+
+def test_done_ends_the_stream():
+    assert interpret(data("[DONE]")) is DONE
+    assert interpret(data(" [DONE] ")) is DONE
+
+
+def test_a_content_delta_becomes_a_choice_delta():
+    chunk = interpret(
+        data(
+            '{"id":"c1","model":"m","created":5,"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}'
+        )
+    )
+    assert chunk == Chunk(
+        id="c1",
+        model="m",
+        created=5,
+        choices=(ChoiceDelta(0, content="Hi"),),
+        raw=chunk.raw,
+    )
+    assert chunk.content == "Hi"
+
+
+def test_the_usage_chunk_has_no_choices_and_does_not_crash():
+    chunk = interpret(
+        data('{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}')
+    )
+    assert chunk.choices == ()
+    assert chunk.usage == Usage(5, 2, 7)
+    assert chunk.content == ""
+
+
+def test_tool_call_fragments_keep_their_index():
+    chunk = interpret(
+        data(
+            '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function",'
+            '"function":{"name":"f","arguments":"{\\"a"}}]}}]}'
+        )
+    )
+    assert chunk.choices[0].tool_calls == (ToolCallDelta(1, "call_b", "function", "f", '{"a'),)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_both_reasoning_fields_land_in_reasoning(field):
+    chunk = interpret(data('{"choices":[{"index":0,"delta":{"' + field + '":"think"}}]}'))
+    assert chunk.choices[0].reasoning == "think"
+
+
+def test_an_error_object_in_a_data_event_raises_with_the_provider_message():
+    with pytest.raises(StreamError, match="inside the stream: Internal error") as caught:
+        interpret(
+            data('{"error":{"message":"Internal error","type":"server_error","code":"oops"}}')
+        )
+    assert caught.value.code == "oops"
+
+
+def test_an_error_event_raises_even_with_plain_text_data():
+    with pytest.raises(StreamError, match="inside the stream: overloaded"):
+        interpret(data("overloaded", event="error"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"choices": [', re.escape("malformed chunk, not JSON: '{\"choices\": ['")),
+        ("[1, 2]", "not a JSON object"),
+        ('{"choices": {"0": 1}}', "'choices' is not a list"),
+        ('{"choices": [1]}', r"choices\[0\] is not an object"),
+        ('{"choices": [{"delta": "x"}]}', r"choices\[0\].delta is not an object"),
+        ('{"choices": [{"delta": {"tool_calls": {}}}]}', ""),  # empty: nothing to read
+    ],
+)
+def test_malformed_chunks_raise_stream_error_not_json_errors(text, message):
+    if not message:
+        assert interpret(data(text)).choices[0].tool_calls == ()
+        return
+    with pytest.raises(StreamError, match=message):
+        interpret(data(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"choices": []} ', '{"choices": []}\n', ' {"choices": []}'],
+    ids=["trailing space", "trailing newline", "leading space"],
+)
+def test_a_chunk_with_whitespace_around_it_still_parses(text):
+    assert interpret(data(text)).choices == ()
+
+
+@pytest.mark.parametrize("text", ['{"choices": []}x', '{"choices": []}{}', "{"])
+def test_text_after_or_inside_a_chunk_object_is_malformed(text):
+    with pytest.raises(StreamError, match="malformed chunk, not JSON"):
+        interpret(data(text))
+
+
+def test_unknown_event_types_are_skipped():
+    assert interpret(data('{"x":1}', event="ping")) is None
+
+
+def test_a_whole_completion_reads_as_one_big_delta():
+    chunk = chunk_from_object(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "all"},
+                    "finish_reason": "stop",
+                }
+            ]
+        }
+    )
+    assert chunk.choices == (ChoiceDelta(0, role="assistant", content="all", finish_reason="stop"),)

@@ -1,0 +1,142 @@
+"""The retry policy as tables: which outcomes retry, and after how long."""
+
+from __future__ import annotations
+
+import pytest
+
+from rawchat.protocol.http import Headers
+from rawchat.protocol.retry import Decision, RetryPolicy, server_wait
+
+NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 GMT
+
+
+def test_the_default_backoff_caps_double_from_half_a_second_to_eight():
+    policy = RetryPolicy(jitter="none")
+    assert [policy.backoff(n) for n in range(1, 8)] == [
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        8.0,
+        8.0,
+    ]
+
+
+@pytest.mark.parametrize(
+    "jitter, rand, expected",
+    [
+        ("full", 0.0, 0.0),
+        ("full", 0.5, 1.0),
+        ("full", 0.999, 1.998),
+        ("equal", 0.0, 1.0),
+        ("equal", 0.5, 1.5),
+        ("none", 0.3, 2.0),
+    ],
+)
+def test_jitter_spreads_the_third_retry(jitter, rand, expected):
+    assert RetryPolicy(jitter=jitter).backoff(3, rand) == pytest.approx(expected)
+
+
+def test_huge_retry_numbers_do_not_overflow():
+    assert RetryPolicy(jitter="none").backoff(10_000) == 8.0
+
+
+@pytest.mark.parametrize(
+    "status, code, retry",
+    [
+        (None, None, True),
+        (408, None, True),
+        (409, None, True),
+        (429, None, True),
+        (429, "insufficient_quota", False),
+        (500, None, True),
+        (502, None, True),
+        (503, None, True),
+        (529, None, True),
+        (400, None, False),
+        (401, None, False),
+        (403, None, False),
+        (404, None, False),
+        (422, None, False),
+    ],
+)
+def test_which_outcomes_are_retryable(status, code, retry):
+    assert RetryPolicy().retryable(status, {}, code).retry is retry
+
+
+def test_x_should_retry_overrules_the_status():
+    policy = RetryPolicy()
+    assert policy.retryable(400, Headers({"x-should-retry": "true"})).retry is True
+    assert policy.retryable(503, Headers({"X-Should-Retry": "false"})).retry is False
+
+
+def test_a_full_schedule_with_fixed_randomness():
+    policy = RetryPolicy(max_retries=3, jitter="full")
+    delays = [policy.decide(n, status=503, rand=0.5).delay for n in range(3)]
+    assert delays == [0.25, 0.5, 1.0]
+    assert policy.decide(3, status=503, rand=0.5) == Decision(
+        False, reason="gave up after 3 retries"
+    )
+
+
+def test_max_retries_zero_never_retries():
+    assert RetryPolicy(max_retries=0).decide(0, status=500).retry is False
+
+
+@pytest.mark.parametrize(
+    "headers, wait",
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after": "Tue, 14 Nov 2023 22:13:30 GMT"}, 10.0),
+        ({"retry-after": "Tue, 14 Nov 2023 22:13:10 GMT"}, 0.0),
+        ({"retry-after": "Tue, 14 Nov 2023 22:13:25 -0000"}, 5.0),
+        ({"retry-after": "+5"}, None),
+        ({"retry-after": "1_000"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "\u0663"}, None),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after-ms": "x", "retry-after": "2"}, 2.0),
+        ({}, None),
+    ],
+)
+def test_server_wait_reads_retry_after_ms_then_retry_after(headers, wait):
+    assert server_wait(Headers(headers), now=NOW) == wait
+
+
+def test_an_http_date_needs_the_current_time():
+    assert server_wait(Headers({"retry-after": "Tue, 14 Nov 2023 22:13:30 GMT"})) is None
+
+
+def test_the_server_wait_replaces_the_backoff():
+    decision = RetryPolicy().decide(0, status=429, headers=Headers({"retry-after": "3"}), rand=0.1)
+    assert decision == Decision(True, delay=3.0, reason="status 429", server_wait=3.0)
+
+
+def test_a_server_wait_over_the_cap_is_raised_not_slept():
+    decision = RetryPolicy().decide(0, status=429, headers=Headers({"retry-after": "120"}))
+    assert decision.retry is False
+    assert decision.server_wait == 120.0
+    assert (
+        decision.reason
+        == "the server asked to wait 120 s, over the 60 s this policy sleeps through"
+    )
+
+
+def test_a_wait_that_would_pass_the_deadline_stops():
+    decision = RetryPolicy(jitter="none").decide(1, status=500, time_left=0.75)
+    assert decision.retry is False
+    assert decision.reason == "a 1.00 s wait would pass the deadline (0.75 s left)"
+
+
+def test_a_wait_within_the_deadline_retries():
+    assert RetryPolicy(jitter="none").decide(1, status=500, time_left=1.5).delay == 1.0
+
+
+@pytest.mark.parametrize("bad", [dict(max_retries=-1), dict(jitter="some"), dict(multiplier=0.5)])
+def test_nonsense_policies_are_refused(bad):
+    with pytest.raises(ValueError):
+        RetryPolicy(**bad)
