@@ -164,7 +164,9 @@ class APIStatusError(APIError):
         self.code = code
         self.type = type
         self.param = param
-        self.headers = dict(headers or {})
+        # Kept as given: the response's own ``Headers``, whose lookups ignore
+        # case (``Retry-After`` is ``retry-after``). A plain dict would not.
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.retry_after = retry_after
 
     def __str__(self) -> str:

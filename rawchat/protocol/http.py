@@ -24,6 +24,7 @@ __all__ = [
     "Headers",
     "fingerprint",
     "redact_header",
+    "redact_url",
     "request_id_of",
 ]
 
@@ -37,6 +38,11 @@ def fingerprint(secret: str) -> str:
     """What may be shown of a secret: ``...`` and its last 4 characters.
 
     Short secrets show nothing at all, since 4 characters would be most of them.
+
+    >>> fingerprint("sk-proj-abcdefghijklmnop")
+    '...mnop'
+    >>> fingerprint("sk-short")
+    '...****'
     """
     if len(secret) < 12:
         return "..." + "*" * min(len(secret), 4)
@@ -51,6 +57,21 @@ def redact_header(name: str, value: str) -> str:
     if sep and scheme.lower() in ("bearer", "basic", "token"):
         return f"{scheme} {fingerprint(token)}"
     return fingerprint(value)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any credentials in it (``user:password@``) replaced by ``***``.
+
+    >>> redact_url("http://user:secret@proxy.example/v1")
+    'http://***@proxy.example/v1'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 HeaderInput = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
@@ -153,7 +174,8 @@ class HTTPRequest:
         """
         parts = urlsplit(self.url)
         pairs = self.headers.items() if reveal else self.headers.redacted()
-        lines = [f"{self.method} {self.target} HTTP/1.1", f"Host: {parts.netloc}"]
+        host = parts.netloc.rpartition("@")[2]  # credentials never go in Host
+        lines = [f"{self.method} {self.target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in pairs]
         if self.body:
             lines.append(f"Content-Length: {len(self.body)}")
@@ -172,7 +194,7 @@ class HTTPRequest:
         when pasted into a shell that has the key set, and never contains it;
         with ``key_variable=None`` it is redacted instead.
         """
-        lines = [f"curl {_shell_quote(self.url)}"]
+        lines = [f"curl {_shell_quote(redact_url(self.url))}"]
         if self.method != ("POST" if self.body else "GET"):
             lines.append(f"-X {self.method}")
         if self.stream:
@@ -192,7 +214,7 @@ class HTTPRequest:
 
     def __repr__(self) -> str:
         return (
-            f"HTTPRequest(method={self.method!r}, url={self.url!r}, "
+            f"HTTPRequest(method={self.method!r}, url={redact_url(self.url)!r}, "
             f"headers={self.headers!r}, body=<{len(self.body)} bytes>)"
         )
 
@@ -230,9 +252,9 @@ class HTTPResponse:
         """The body parsed as JSON, or ``InvalidResponseError`` saying why not."""
         try:
             return json.loads(self.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise InvalidResponseError(
-                f"expected a JSON body from {self.url or 'the server'}, got "
+                f"expected a JSON body from {redact_url(self.url) or 'the server'}, got "
                 f"{describe_body(self.body, self.content_type)}",
                 status_code=self.status_code,
                 body=self.text(),

@@ -23,7 +23,11 @@ _DURATION = re.compile(
 
 
 def parse_duration(text: str) -> Optional[float]:
-    """``"6m0s"`` -> 360.0, ``"1s"`` -> 1.0, ``"250ms"`` -> 0.25; None if unreadable."""
+    """A duration of an ``x-ratelimit-reset-*`` header in seconds; None if unreadable.
+
+    >>> parse_duration("6m0s"), parse_duration("1s"), parse_duration("250ms")
+    (360.0, 1.0, 0.25)
+    """
     text = text.strip()
     if not text:
         return None

@@ -146,14 +146,39 @@ def with_api_key(request: HTTPRequest, settings: Settings, key: str) -> HTTPRequ
 
 
 def encode_json(body: Any) -> bytes:
-    """Compact UTF-8 JSON; non-ASCII text stays as itself, not ``\\uXXXX``."""
+    """Compact UTF-8 JSON; non-ASCII text stays as itself, not ``\\uXXXX``.
+
+    >>> encode_json({"role": "user", "content": "你好"}).decode()
+    '{"role":"user","content":"你好"}'
+    """
     try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # allow_nan=False: NaN and Infinity are not JSON (RFC 8259 section 6),
+        # and a server would refuse the body or read it as something else.
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise InvalidRequestError(
+            "the request body is nested too deeply to encode",
+            hint="parameters nest a few levels at most; check for a structure that contains itself",
+        ) from None
     except (TypeError, ValueError) as exc:
+        if "Out of range float" in str(exc):
+            raise InvalidRequestError(
+                "the request body holds NaN or Infinity, which JSON cannot carry",
+                hint="replace them with numbers (or null) before sending",
+            ) from exc
         raise InvalidRequestError(
             f"the request body is not JSON-serializable: {exc}",
             hint="parameters must be str, int, float, bool, None, list or dict",
         ) from exc
+    try:
+        return text.encode("utf-8")
+    except (
+        UnicodeEncodeError
+    ) as exc:  # a lone surrogate, from text decoded with errors="surrogateescape"
+        raise InvalidRequestError(
+            f"the request body holds text that is not valid Unicode (at character {exc.start})",
+            hint="the input is probably not UTF-8; decode it as the encoding it is in",
+        ) from None
 
 
 def validate_messages(messages: Sequence[Any]) -> List[Dict[str, Any]]:

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
+
+from ..errors import ConfigError
 
 __all__ = ["RETRYABLE_STATUSES", "Decision", "RetryPolicy", "parse_http_date", "server_wait"]
 
@@ -151,15 +153,29 @@ class RetryPolicy:
     max_server_wait: float = 60.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+            raise ConfigError(
+                f"max_retries must be a whole number from 0 to 100, got {retries!r}",
+                hint="2 means up to 3 requests; 0 turns retries off",
+            )
         if self.jitter not in JITTERS:
-            raise ValueError(f"jitter must be one of {JITTERS}, got {self.jitter!r}")
-        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            raise ValueError("delays must be >= 0 and multiplier >= 1")
+            raise ConfigError(f"jitter must be one of {JITTERS}, got {self.jitter!r}")
+        for name in ("initial_delay", "max_delay", "multiplier", "max_server_wait"):
+            value = getattr(self, name)
+            if not _finite_number(value) or value < (1 if name == "multiplier" else 0):
+                least = "1" if name == "multiplier" else "0"
+                raise ConfigError(f"{name} must be a finite number >= {least}, got {value!r}")
 
     def backoff(self, retry_number: int, rand: float = 1.0) -> float:
-        """The wait before retry ``retry_number`` (1-based); ``rand`` in [0, 1)."""
+        """The wait before retry ``retry_number`` (1-based); ``rand`` in [0, 1).
+
+        >>> policy = RetryPolicy(jitter="none")
+        >>> [policy.backoff(n) for n in range(1, 7)]
+        [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+        >>> RetryPolicy(jitter="full").backoff(3, rand=0.25)
+        0.5
+        """
         exponent = min(retry_number - 1, 64)  # beyond this the cap has long won
         cap = min(self.max_delay, self.initial_delay * self.multiplier**exponent)
         if self.jitter == "full":
@@ -232,3 +248,13 @@ class RetryPolicy:
                 server_wait=wait,
             )
         return Decision(True, delay=delay, reason=verdict.reason, server_wait=wait)
+
+
+def _finite_number(value: Any) -> bool:
+    # NaN fails every comparison, so `value == value` rules it out.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )

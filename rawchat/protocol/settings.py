@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 from ..errors import ConfigError
-from .http import fingerprint
+from .http import fingerprint, redact_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -33,6 +33,7 @@ __all__ = [
     "Profile",
     "Settings",
     "Timeout",
+    "check_header",
     "clean_api_key",
     "normalize_base_url",
 ]
@@ -43,6 +44,11 @@ T = TypeVar("T")
 
 class ConfigWarning(UserWarning):
     """A setting was usable only after rawchat corrected it."""
+
+
+#: The longest timeout accepted, in seconds (a day): beyond it a socket
+#: refuses the number, and no answer is worth the wait.
+MAX_TIMEOUT = 86400.0
 
 
 @dataclass(frozen=True)
@@ -61,18 +67,32 @@ class Timeout:
     def __post_init__(self) -> None:
         for name in ("connect", "read"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                # NaN fails both comparisons; infinity and 1e300 fail the second.
+                or not 0 < value <= MAX_TIMEOUT
+            ):
                 raise ConfigError(
-                    f"timeout.{name} must be a positive number of seconds, got {value!r}"
+                    f"the {name} timeout must be a number of seconds above 0 and "
+                    f"at most {MAX_TIMEOUT:g}, got {value!r}",
+                    hint="rawchat never sends a request without a timeout; "
+                    "timeout=30 sets both, timeout=(10, 600) connect and read",
                 )
 
     @classmethod
     def of(cls, value: TimeoutLike) -> Timeout:
-        """Accept a ``Timeout``, one number for both, or ``(connect, read)``."""
+        """Accept a ``Timeout``, one number for both, or ``(connect, read)``.
+
+        >>> Timeout.of(30)
+        Timeout(connect=30, read=30)
+        >>> Timeout.of((5, 600))
+        Timeout(connect=5, read=600)
+        """
         if isinstance(value, Timeout):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return cls(float(value), float(value))
+            return cls(value, value)
         if isinstance(value, tuple) and len(value) == 2:
             return cls(*value)
         raise ConfigError(
@@ -232,26 +252,67 @@ def clean_api_key(raw: str, source: str) -> str:
 def normalize_base_url(url: str, source: str = "base_url") -> str:
     """Validate a base URL and return it without a trailing slash."""
     text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    shown = redact_url(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- reading it checks the port is a number in range
+    except ValueError as exc:
         raise ConfigError(
-            f"{source} {text!r} is not an http:// or https:// URL",
+            f"{source} {shown!r} is not a valid URL: {exc}",
+            hint="it looks like https://api.openai.com/v1 (an IPv6 host goes in brackets: "
+            "http://[::1]:8000/v1)",
+        ) from None
+    if "://" not in text:
+        host = text.split("/")[0].rsplit(":", 1)[0]
+        local = host in ("localhost", "127.0.0.1", "[::1]") or host.endswith(".local")
+        scheme = "http" if local else "https"  # local servers rarely have certificates
+        guess = f"{scheme}://{text.rstrip('/')}" + ("" if "/" in text else "/v1")
+        raise ConfigError(
+            f"{source} {shown!r} has no scheme",
+            hint=f"write it in full, e.g. {guess!r}",
+        )
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{source} {shown!r} is not an http:// or https:// URL",
+            hint="it looks like https://api.openai.com/v1",
+        )
+    if not parts.hostname:
+        raise ConfigError(
+            f"{source} {shown!r} has no host",
             hint="it looks like https://api.openai.com/v1",
         )
     if parts.query or parts.fragment:
         raise ConfigError(
-            f"{source} {text!r} has a query or fragment",
+            f"{source} {shown!r} has a query or fragment",
             hint="give the base alone; rawchat adds paths and query parameters",
         )
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions", "/models"):
         if path.endswith(suffix):
-            base = f"{parts.scheme}://{parts.netloc}{path[: -len(suffix)]}"
+            base = redact_url(f"{parts.scheme}://{parts.netloc}{path[: -len(suffix)]}")
             raise ConfigError(
-                f"{source} {text!r} is an endpoint, not a base URL",
+                f"{source} {shown!r} is an endpoint, not a base URL",
                 hint=f"use {base!r}; rawchat appends {suffix}",
             )
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def check_header(name: str, value: str, source: str) -> None:
+    """Refuse a header an HTTP/1.1 request cannot carry, naming where it came from.
+
+    A CR or LF would end the header early (RFC 9110 section 5.5 forbids
+    them); a character outside Latin-1 cannot be encoded at all. The value
+    is never shown: it may be a credential.
+    """
+    for what, text in (("name", name), ("value", value)):
+        for position, char in enumerate(text):
+            if char in "\r\n\0" or ord(char) > 0xFF or (what == "name" and char in " :"):
+                raise ConfigError(
+                    f"the header {what} from {source} has a character it cannot carry "
+                    f"(U+{ord(char):04X}) at position {position}",
+                    hint="headers are one line of Latin-1 text; copy the value again "
+                    "without line breaks",
+                )
 
 
 @dataclass(frozen=True)
@@ -280,7 +341,7 @@ class Settings:
     def __repr__(self) -> str:
         key = fingerprint(self.api_key) if self.api_key else None
         return (
-            f"Settings(base_url={self.base_url!r}, api_key={key!r}, "
+            f"Settings(base_url={redact_url(self.base_url)!r}, api_key={key!r}, "
             f"key_source={self.key_source!r}, profile={self.profile!r}, "
             f"model={self.model!r})"
         )
@@ -372,14 +433,22 @@ class Settings:
             base, base_source = chosen.base_url, f"the {chosen.name} profile"
 
         extra = tuple((str(k), str(v)) for k, v in (headers or {}).items())
+        for header, value in extra:
+            check_header(header, value, "default_headers")
+        organization = organization or var("OPENAI_ORG_ID")
+        project = project or var("OPENAI_PROJECT_ID")
+        if organization:
+            check_header("OpenAI-Organization", organization, "the organization (OPENAI_ORG_ID)")
+        if project:
+            check_header("OpenAI-Project", project, "the project (OPENAI_PROJECT_ID)")
         return cls(
             base_url=normalize_base_url(base, base_source),
             api_key=key,
             key_source=source,
             profile=chosen.name if name else _guess_profile(base),
             model=model or var("RAWCHAT_MODEL") or chosen.default_model,
-            organization=organization or var("OPENAI_ORG_ID"),
-            project=project or var("OPENAI_PROJECT_ID"),
+            organization=organization,
+            project=project,
             api_version=(api_version or var("OPENAI_API_VERSION"))
             if chosen.auth == "api-key"
             else api_version,

@@ -2,11 +2,13 @@
 
 ``Simulator()`` serves ``SimulatorApp`` (the protocol, as pure code, in
 ``app.py``) on a free port of 127.0.0.1 from a background thread, so tests
-and notebooks run offline against real sockets::
+and notebooks run offline against real sockets:
 
-    with Simulator() as sim:
-        client = rawchat.Client(base_url=sim.base_url, api_key="sk-test")
-        client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
+>>> import rawchat
+>>> with Simulator() as sim:
+...     client = rawchat.Client(base_url=sim.base_url, api_key="sk-test")
+...     client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini").content
+'Hello from the rawchat simulator. ...'
 
 ``rawchat serve`` runs the same server in the foreground.
 """

@@ -19,6 +19,8 @@ fault                  effect
 ``500`` ``503``
 ``429`` / ``429=S``    rate limited: ``retry-after`` (S seconds, default 1),
                        ``retry-after-ms`` and ``x-ratelimit-*`` headers
+``slow-down=S``        429 as gateways and Azure send it: ``Retry-After: S``
+                       (capitalised, whole seconds) and ``X-Should-Retry``, no ms
 ``quota``              429 with ``insufficient_quota`` (billing: not retryable)
 ``502``                502 with a gateway's HTML page, not JSON
 ``html``               200 with an HTML page (a captive portal, a wrong base URL)
@@ -73,14 +75,16 @@ __all__ = [
 #: Fault name -> whether it takes a value (and its default).
 FAULTS: Dict[str, Optional[float]] = {
     "400": None, "401": None, "403": None, "404": None, "409": None, "422": None,
-    "500": None, "503": None, "429": 1.0, "quota": None, "502": None, "html": None,
+    "500": None, "503": None, "429": 1.0, "slow-down": 1.0, "quota": None, "502": None, "html": None,
     "delay": 1.0, "drop": None, "interval": 0.05, "stall": 2.0, "drop-after": 2,
     "drop-mid-chunk": None, "truncate": 2, "no-done": None, "bad-json": None,
     "error-mid": None, "error-event": None, "keepalive": None, "crlf": None, "cr": None,
     "bom": None, "split": None, "json-stream": None, "reasoning": None,
 }  # fmt: skip
 
-STATUS_FAULTS = ("400", "401", "403", "404", "409", "422", "429", "500", "502", "503", "quota")
+STATUS_FAULTS = (
+    "400", "401", "403", "404", "409", "422", "429", "500", "502", "503", "quota", "slow-down",
+)  # fmt: skip
 
 _ITEM = re.compile(r"^([a-z0-9-]+)(?:=([0-9.]+))?(?:\*([0-9]*))?$")
 
@@ -150,7 +154,7 @@ def error_body(name: str, value: Optional[float]) -> Tuple[int, List[Tuple[str, 
         return 502, [("Content-Type", "text/html")], page
     headers: List[Tuple[str, str]] = [("Content-Type", "application/json")]
     message, type_, code = _ERRORS[name]
-    status = 429 if name == "quota" else int(name)
+    status = 429 if name in ("quota", "slow-down") else int(name)
     if name == "429":
         wait = value if value is not None else 1.0
         headers += [
@@ -164,6 +168,12 @@ def error_body(name: str, value: Optional[float]) -> Tuple[int, List[Tuple[str, 
             ("x-ratelimit-reset-tokens", "6m0s"),
         ]
         message = message.format(wait=f"{wait:g}")
+    if name == "slow-down":
+        wait = value if value is not None else 1.0
+        # Header names are case-insensitive (RFC 9110 section 5.1): real
+        # servers capitalise them, and a client must find them anyway.
+        headers += [("Retry-After", str(max(1, int(-(-wait // 1))))), ("X-Should-Retry", "true")]
+        message = message.format(wait=f"{wait:g}")
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return status, headers, json.dumps(body).encode()
 
@@ -176,6 +186,7 @@ _ERRORS = {
     "409": ("Another request is in progress (simulated fault).", "invalid_request_error", "conflict"),
     "422": ("Unprocessable entity (simulated fault).", "invalid_request_error", None),
     "429": ("Rate limit reached for requests per min (RPM): Limit 60, Used 60, Requested 1. Please try again in {wait}s. (simulated fault)", "requests", "rate_limit_exceeded"),
+    "slow-down": ("Rate limit reached (simulated fault); retry after {wait} s.", "requests", "rate_limit_exceeded"),
     "quota": ("You exceeded your current quota, please check your plan and billing details. (simulated fault)", "insufficient_quota", "insufficient_quota"),
     "500": ("The server had an error while processing your request. Sorry about that! (simulated fault)", "server_error", None),
     "503": ("The engine is currently overloaded, please try again later. (simulated fault)", "server_error", None),

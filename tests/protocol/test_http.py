@@ -7,7 +7,14 @@ import shlex
 import pytest
 
 from rawchat.errors import InvalidResponseError
-from rawchat.protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint, redact_header
+from rawchat.protocol.http import (
+    Headers,
+    HTTPRequest,
+    HTTPResponse,
+    fingerprint,
+    redact_header,
+    redact_url,
+)
 
 KEY = "sk-proj-0123456789abcdefWXYZ"
 REQUEST = HTTPRequest(
@@ -99,3 +106,40 @@ def test_a_response_reads_its_request_id_and_json():
 def test_a_response_that_is_not_json_raises_a_typed_error():
     with pytest.raises(InvalidResponseError, match="got 5 bytes of text/plain: 'oops!'"):
         HTTPResponse(200, {"Content-Type": "text/plain"}, b"oops!", url="u").json()
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("http://user:pass@host:8/v1", "http://***@host:8/v1"),
+        ("https://sk-secret@host/v1/chat?x=1", "https://***@host/v1/chat?x=1"),
+        ("https://host/v1/a@b", "https://host/v1/a@b"),
+        ("https://host/v1", "https://host/v1"),
+    ],
+)
+def test_credentials_in_a_url_are_redacted_and_nothing_else(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_credentials_in_the_url_never_reach_the_renderings():
+    request = HTTPRequest(
+        "POST",
+        "https://user:hunter2@proxy.example/v1/chat/completions",
+        headers={"Authorization": "Bearer sk-abcdefghijklmnop"},
+        body=b"{}",
+    )
+    for text in (
+        repr(request),
+        request.to_http(),
+        request.to_curl(),
+        request.to_curl(key_variable=None),
+    ):
+        assert "hunter2" not in text
+        assert "abcdefghijkl" not in text
+    assert "Host: proxy.example\n" in request.to_http()
+
+
+def test_absurdly_deep_json_is_an_invalid_response_not_a_recursion_error():
+    body = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidResponseError, match="expected a JSON body"):
+        HTTPResponse(200, body=body).json()

@@ -8,6 +8,7 @@ import pytest
 
 from rawchat.errors import InvalidRequestError
 from rawchat.protocol.request import (
+    encode_json,
     USER_AGENT,
     build_chat_request,
     build_request,
@@ -44,7 +45,7 @@ def test_headers_carry_bearer_auth_json_and_user_agent_in_order():
         ("Accept", "application/json"),
         ("User-Agent", USER_AGENT),
     ]
-    assert USER_AGENT.startswith("rawchat/0.1.0 python/3.")
+    assert USER_AGENT.startswith("rawchat/0.2.0 python/3.")
 
 
 def test_organization_project_and_client_request_id_are_sent_when_set():
@@ -227,3 +228,24 @@ def test_the_body_is_valid_json_for_any_text():
     text = 'quote " backslash \\ newline \n emoji 😀 nul \x00'
     body = json.loads(build_chat_request(SETTINGS, [{"role": "user", "content": text}]).body)
     assert body["messages"][0]["content"] == text
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_refused_not_sent(number):
+    with pytest.raises(InvalidRequestError, match="NaN or Infinity, which JSON cannot carry"):
+        encode_json({"temperature": number})
+
+
+def test_a_body_nested_too_deeply_is_an_invalid_request_not_a_recursion_error():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(InvalidRequestError, match="nested too deeply"):
+        encode_json({"metadata": deep})
+
+
+def test_text_that_is_not_unicode_says_the_input_is_not_utf8():
+    garbled = b"caf\xe9".decode("utf-8", "surrogateescape")
+    with pytest.raises(InvalidRequestError, match="not valid Unicode") as caught:
+        encode_json({"messages": [{"role": "user", "content": garbled}]})
+    assert "not UTF-8" in caught.value.hint

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rawchat.protocol.http import Headers
-from rawchat.protocol.retry import Decision, RetryPolicy, server_wait
+from rawchat.errors import ConfigError
+from rawchat.protocol.retry import Decision, RetryPolicy, parse_http_date, server_wait
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 GMT
 
@@ -140,3 +141,45 @@ def test_a_wait_within_the_deadline_retries():
 def test_nonsense_policies_are_refused(bad):
     with pytest.raises(ValueError):
         RetryPolicy(**bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_retries": -1}, "max_retries must be a whole number from 0 to 100, got -1"),
+        ({"max_retries": 1.5}, "got 1.5"),
+        ({"max_retries": "2"}, "got '2'"),
+        ({"max_retries": None}, "got None"),
+        ({"max_retries": True}, "got True"),
+        ({"max_retries": 10**6}, "got 1000000"),
+        ({"max_delay": float("inf")}, "max_delay must be a finite number >= 0"),
+        ({"initial_delay": float("nan")}, "initial_delay must be a finite number >= 0"),
+    ],
+)
+def test_a_policy_that_makes_no_sense_is_a_config_error_saying_what(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace(".", "[.]")):
+        RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+        "Sun Nov  6 08:49:37 1994",  # obsolete asctime
+    ],
+)
+def test_all_three_http_date_forms_are_read(text):
+    assert parse_http_date(text) == 784111777.0
+
+
+@pytest.mark.parametrize(
+    "text", ["", "tomorrow", "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 CET"]
+)
+def test_what_is_not_an_http_date_is_none(text):
+    assert parse_http_date(text) is None
+
+
+def test_a_capitalised_retry_after_is_the_same_header():
+    assert server_wait(Headers([("Retry-After", "5")])) == 5.0
+    assert server_wait(Headers([("Retry-After", "Tue, 14 Nov 2023 22:13:30 GMT")]), now=NOW) == 10.0

@@ -209,7 +209,11 @@ def test_a_base_url_loses_its_trailing_slash():
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("api.openai.com/v1", "is not an http:// or https:// URL"),
+        ("api.openai.com/v1", "has no scheme(.|\n)*'https://api.openai.com/v1'"),
+        ("localhost:8080", "has no scheme(.|\n)*'http://localhost:8080/v1'"),
+        ("http://", "has no host"),
+        ("http://[::1", "is not a valid URL"),
+        ("http://localhost:70000/v1", "is not a valid URL"),
         ("ftp://x/v1", "is not an http"),
         ("https://x/v1?key=1", "has a query or fragment"),
     ],
@@ -238,3 +242,49 @@ def test_timeouts_accept_a_number_a_pair_or_a_timeout():
 def test_there_is_no_such_thing_as_no_timeout(bad):
     with pytest.raises(ConfigError):
         Timeout.of(bad)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [float("inf"), 1e300, float("nan"), (True, True), 0, -1, "3", None],
+)
+def test_a_timeout_that_is_not_a_sane_number_of_seconds_is_a_config_error(timeout):
+    with pytest.raises(ConfigError, match="timeout must be"):
+        Timeout.of(timeout)
+
+
+def test_a_day_is_the_longest_timeout():
+    assert Timeout.of(86400) == Timeout(86400, 86400)
+    with pytest.raises(ConfigError, match="at most 86400"):
+        Timeout(10, 86401)
+
+
+@pytest.mark.parametrize(
+    "headers, where",
+    [
+        ({"X-Team": "a\r\nX-Injected: 1"}, "default_headers"),
+        ({"X-Team": "caf\u00e9 \u4f60"}, "default_headers"),
+        ({"Bad Name": "x"}, "default_headers"),
+    ],
+)
+def test_default_headers_an_http_request_cannot_carry_are_refused(headers, where):
+    with pytest.raises(ConfigError, match=f"header (name|value) from {where}"):
+        resolve(base_url="https://x/v1", headers=headers)
+
+
+def test_an_organization_with_a_line_break_is_refused_without_showing_it():
+    with pytest.raises(ConfigError, match="OPENAI_ORG_ID") as caught:
+        resolve({"OPENAI_ORG_ID": "org-secret\n"}, base_url="https://x/v1")
+    assert "org-secret" not in str(caught.value)
+
+
+def test_credentials_in_the_base_url_never_show_in_the_settings_repr():
+    settings = resolve(base_url="https://user:hunter2@proxy.example/v1", api_key="sk-x")
+    assert "hunter2" not in repr(settings)
+    assert "https://***@proxy.example/v1" in repr(settings)
+
+
+def test_a_bad_base_url_with_credentials_does_not_show_them_in_the_error():
+    with pytest.raises(ConfigError) as caught:
+        resolve(base_url="https://user:hunter2@proxy.example/v1/chat/completions")
+    assert "hunter2" not in str(caught.value)
