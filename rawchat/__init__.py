@@ -44,10 +44,10 @@ _HOMES = {
     "ServerSentEvent": "protocol.sse",
     "UsageMeter": "policies.usage",
     "Conversation": "conversation.conversation",
-    "DropOldest": "conversation.conversation",
-    "KeepFirstAndRecent": "conversation.conversation",
-    "Summarize": "conversation.conversation",
-    "TrimReport": "conversation.conversation",
+    "DropOldest": "protocol.trimming",
+    "KeepFirstAndRecent": "protocol.trimming",
+    "Summarize": "protocol.trimming",
+    "TrimReport": "protocol.trimming",
     "Simulator": "simulator",
     "RawchatError": "errors",
     "ConfigError": "errors",
@@ -126,13 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client.client import Client
     from .client.clock import Clock
     from .client.stream import Stream
-    from .conversation.conversation import (
-        Conversation,
-        DropOldest,
-        KeepFirstAndRecent,
-        Summarize,
-        TrimReport,
-    )
+    from .conversation.conversation import Conversation
     from .errors import (
         APIConnectionError,
         APIError,
@@ -154,5 +148,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocol.retry import RetryPolicy
     from .protocol.settings import Timeout
     from .protocol.sse import ServerSentEvent, SSEParser
+    from .protocol.trimming import DropOldest, KeepFirstAndRecent, Summarize, TrimReport
     from .simulator import Simulator
 del TYPE_CHECKING

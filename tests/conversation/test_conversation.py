@@ -9,7 +9,6 @@ import pytest
 
 import rawchat
 from rawchat import Conversation, DropOldest, KeepFirstAndRecent, Summarize
-from rawchat.conversation.conversation import context_window_for
 from rawchat.errors import (
     ContextOverflowError,
     IncompleteStreamError,
@@ -194,10 +193,41 @@ def test_a_message_larger_than_the_budget_is_refused_before_sending(client, sim)
     assert conv.messages == []
 
 
-def test_the_window_comes_from_the_model_table():
-    assert context_window_for("gpt-4o-mini-2024-07-18") == 128_000
-    assert context_window_for("openai/gpt-4.1") == 1_047_576
-    assert context_window_for("some-local-model") == 8_192
+def test_the_window_comes_from_the_model_of_the_call(client):
+    conv = Conversation()
+    conv.ask(client, "hi", model="rawchat-sim")  # not in the table: 8,192
+    assert conv.last_trim.budget == 8_192 - 2_048
+    conv.ask(client, "hi", model="deepseek-chat", max_tokens=100)
+    assert conv.last_trim.budget == 65_536 - 100
+
+
+def test_a_failed_turn_does_not_keep_the_summary_written_for_it(strict):
+    conv = Conversation(context_window=300, reserve=50, strategy=Summarize(summary_tokens=40))
+    for i in range(1, 6):
+        conv.ask(strict, f"turn {i}: tell me about topic number {i} please", model=MODEL)
+    before = json.dumps(conv.to_dict(), sort_keys=True)
+    with pytest.raises(InternalServerError):
+        conv.ask(
+            strict,
+            "turn 6: tell me about topic number 6 please",
+            model=MODEL,
+            extra_headers={"X-Rawchat-Fault": "500"},
+        )
+    assert json.dumps(conv.to_dict(), sort_keys=True) == before
+    conv.ask(strict, "turn 6: tell me about topic number 6 please", model=MODEL)
+    assert conv.last_trim.summarized_messages == 6
+    assert conv.to_dict()["threads"]["main"]["summary"].startswith("The user asked: turn 1")
+
+
+def test_a_streamed_turn_commits_its_summary_when_the_stream_completes(client):
+    conv = Conversation(context_window=300, reserve=50, strategy=Summarize(summary_tokens=40))
+    for i in range(1, 6):
+        conv.ask(client, f"turn {i}: tell me about topic number {i} please", model=MODEL)
+    with conv.stream(client, "turn 6: tell me about topic number 6 please", model=MODEL) as s:
+        assert conv.to_dict()["threads"]["main"]["summary"] is None
+        "".join(s.text())
+    assert conv.last_trim.summarized_messages == 6
+    assert users(conv.last_sent)[:2] == ["Summary", "turn 4:"]
 
 
 # -- threads, reset, saving -------------------------------------------------------------
@@ -239,6 +269,54 @@ def test_save_and_load_round_trip(client, tmp_path):
     assert os.listdir(tmp_path) == ["conv.json"]
 
 
+#: A conversation as ``save()`` writes it: a pinned turn, a turn folded into
+#: the summary, a kept turn.
+SAVED = {
+    "format": "rawchat.conversation/1",
+    "system": "S",
+    "model": MODEL,
+    "context_window": 300,
+    "reserve": 50,
+    "strategy": "summarize",
+    "thread": "main",
+    "threads": {
+        "main": {
+            "messages": [
+                {"role": "user", "content": "My name is Ann."},
+                {"role": "assistant", "content": "Noted."},
+                {"role": "user", "content": "Tell me about cats."},
+                {"role": "assistant", "content": "Cats purr."},
+                {"role": "user", "content": "And birds?"},
+                {"role": "assistant", "content": "Birds sing."},
+            ],
+            "pinned": [0],
+            "start": 2,
+            "summary": "The user asked about cats.",
+            "summary_upto": 2,
+        }
+    },
+}
+
+
+def test_a_saved_conversation_resumes_where_its_trimming_left_off(client, tmp_path):
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps(SAVED), encoding="utf-8")
+    conv = Conversation.load(str(path))
+    assert conv.to_dict() == SAVED
+    assert isinstance(conv.strategy, Summarize)
+    conv.ask(client, "And dogs?")
+    assert [m["content"] for m in conv.last_sent] == [
+        "S",
+        "Summary of the earlier conversation:\nThe user asked about cats.",
+        "My name is Ann.",
+        "Noted.",
+        "And birds?",
+        "Birds sing.",
+        "And dogs?",
+    ]
+    assert conv.last_trim.dropped_messages == 2
+
+
 def test_loading_garbage_says_what_is_wrong(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{not json")
@@ -249,3 +327,20 @@ def test_loading_garbage_says_what_is_wrong(tmp_path):
 def test_asking_with_nothing_is_refused(client):
     with pytest.raises(InvalidRequestError, match="nothing to send"):
         Conversation().ask(client, model=MODEL)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("[1, 2]", "a JSON object, not a list"),
+        ('"chat"', "a JSON object, not a str"),
+        ("{", "Expecting property name"),
+        ('{"format": "rawchat.conversation/1", "threads": []}', ""),
+        ("[" * 100_000, "recursion"),
+    ],
+)
+def test_every_malformed_saved_file_gets_the_same_clear_error(tmp_path, text, problem):
+    path = tmp_path / "chat.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidRequestError, match=f"cannot load a conversation from .*{problem}"):
+        Conversation.load(str(path))
