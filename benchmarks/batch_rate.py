@@ -20,7 +20,7 @@ import time
 
 import rawchat
 from rawchat.cli.batch import run_batch
-from rawchat.policies.pacing import Pacer
+from rawchat.policies import Pacer, Policies
 from rawchat.simulator import Simulator
 
 
@@ -41,7 +41,7 @@ def main() -> None:
                 out.write(json.dumps({"prompt": f"question {i}", "max_tokens": 5}) + "\n")
         client = rawchat.Client(
             "sk-bench-000000000000", sim.base_url, model="gpt-4o-mini",
-            pacer=Pacer(args.rpm, burst=args.burst / 2),
+            policies=Policies(pacer=Pacer(args.rpm, burst=args.burst / 2)),
         )  # fmt: skip
         started = time.monotonic()
         summary = run_batch(

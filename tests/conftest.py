@@ -39,7 +39,7 @@ def sim():
 
 @pytest.fixture
 def client(sim):
-    with rawchat.Client(KEY, sim.base_url, sleep=lambda s: None) as c:
+    with rawchat.Client(KEY, sim.base_url, clock=rawchat.Clock(sleep=lambda s: None)) as c:
         yield c
 
 

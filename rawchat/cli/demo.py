@@ -13,6 +13,7 @@ import time
 from typing import IO
 
 from ..client.client import Client
+from ..client.clock import Clock
 from ..errors import IncompleteStreamError
 from ..protocol.request import build_chat_request
 from ..simulator import Simulator
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
             out.flush()
             time.sleep(seconds)
 
-        client = Client(KEY, sim.base_url, sleep=noisy_sleep, trace=args.trace)
+        client = Client(KEY, sim.base_url, clock=Clock(sleep=noisy_sleep), trace=args.trace)
         messages = [{"role": "user", "content": "What is a server-sent event?"}]
         out.write(f"rawchat demo: a simulator is listening on {sim.base_url}\n")
 

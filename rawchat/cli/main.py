@@ -35,8 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..client.client import Client
 from ..client.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace, Trace
 from ..errors import APIConnectionError, ConfigError, InvalidRequestError, RawchatError
-from ..policies.keys import KeyPool
-from ..policies.pacing import Pacer, RetryBudget
+from ..policies import KeyPool, Pacer, Policies, RetryBudget, UsageMeter
 from ..protocol.settings import PROFILES, Settings
 from ..version import __version__
 from .console import (
@@ -259,15 +258,23 @@ def _trace(args: argparse.Namespace) -> Optional[Trace]:
 # -- setting up a client ----------------------------------------------------
 
 
-def client_for(args: argparse.Namespace, *, simulator_ok: bool = False, **extra: Any) -> Client:
+def client_for(
+    args: argparse.Namespace,
+    *,
+    simulator_ok: bool = False,
+    policies: Optional[Policies] = None,
+    **extra: Any,
+) -> Client:
     """The client the options describe (the simulator's, if nothing is set and allowed)."""
     options: Dict[str, Any] = {"max_retries": args.max_retries, "profile": args.profile}
     options["trace"] = args.trace
     if args.timeout is not None:
         options["timeout"] = (min(10.0, args.timeout), args.timeout)
     options.update(extra)
-    if os.environ.get("OPENAI_API_KEYS", "").strip() and "keys" not in options:
-        options["keys"] = KeyPool.from_env(os.environ)
+    policies = policies or Policies()
+    if os.environ.get("OPENAI_API_KEYS", "").strip() and policies.keys is None:
+        policies = dataclasses.replace(policies, keys=KeyPool.from_env(os.environ))
+    options["policies"] = policies
     if simulator_ok and _nothing_configured(args):
         from ..simulator import Simulator
 
@@ -326,7 +333,8 @@ def _ask(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from .repl import Repl
 
-    with client_for(args, simulator_ok=True) as client:
+    # The session's tokens and cost, for /usage.
+    with client_for(args, simulator_ok=True, policies=Policies(usage=UsageMeter())) as client:
         return Repl(client, args).run()
 
 
@@ -460,7 +468,7 @@ def _batch(args: argparse.Namespace) -> int:
     if args.rpm or args.tpm:
         # A burst of one request per worker: paced evenly, not a minute's worth at once.
         pacer = Pacer(args.rpm, args.tpm, burst=args.workers)
-    with client_for(args, pacer=pacer, retry_budget=RetryBudget()) as client:
+    with client_for(args, policies=Policies(pacer=pacer, retry_budget=RetryBudget())) as client:
         summary = run_batch(
             client, args.input, args.output, workers=args.workers, model=args.model,
             progress=sys.stderr,

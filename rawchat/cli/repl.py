@@ -17,7 +17,6 @@ from ..client.client import Client
 from ..client.trace import MultiTrace, TextTrace, Trace
 from ..conversation.conversation import Conversation
 from ..errors import APIError, InvalidRequestError
-from ..policies.usage import UsageMeter
 from .console import EXIT_OK, Style, print_error, request_params
 
 __all__ = ["Repl"]
@@ -45,8 +44,6 @@ class Repl:
         err: IO[str] = sys.stderr,
     ) -> None:
         self.client = client
-        if client.usage is None:
-            client.usage = UsageMeter()
         self.params = request_params(args)
         self.conversation = Conversation(system=args.system)
         self.input, self.out, self.err = input, out, err
@@ -119,8 +116,11 @@ class Repl:
             else:
                 self.say(f"(loaded {len(self.conversation.messages)} messages from {argument})")
         elif name == "/usage":
-            assert self.client.usage is not None
-            self.say(self.client.usage.report())
+            usage = self.client.policies.usage
+            if usage is None:
+                self.say("(usage is not metered: the client has no Policies(usage=UsageMeter()))")
+            else:
+                self.say(usage.report())
             if conversation.last_trim is not None and conversation.last_trim.dropped_messages:
                 trim = conversation.last_trim
                 self.say(f"(trimmed: {trim.dropped_messages} older messages not sent)")

@@ -1,57 +1,94 @@
-"""One logical call to one endpoint: its attempts, and the policies around each.
+"""The attempt loop: one request to one endpoint, tried until it answers or a policy gives up.
+
+``Client`` (``client.py``) builds the request and hands over everything the
+loop needs as values: the ``Endpoint`` (settings, transport, resolved
+policies), the ``Clock``, the call's ``Deadline`` and the estimated prompt
+tokens for pacing. The loop never sees the client. Retry timing follows
+https://platform.openai.com/docs/guides/error-codes and
+``protocol/retry.py``; a streamed answer is handed back once its headers
+are in, and ``stream.py`` reads its body.
 
 Around every attempt, in this order::
 
     breaker.before()         an open circuit fails the call at once
-    keys.acquire()           a healthy key from the pool (or the client's key)
+    keys.acquire()           a healthy key from the pool (or the settings' key)
     pacer.reserve()          wait for a rate-limit slot, unless past the deadline
-    transport.open()         the request itself
+    transport.open()         the request itself, its timeout cut to the deadline
     keys.release()           429 cools the key down, 401/403/quota retire it
     breaker.record()         server-side failures count against the endpoint
     pacer.observe()          x-ratelimit-* headers tighten the buckets
+    retry_budget.record()    the share of calls that fail
     retry.decide()           then sleep and go again, or raise with the history
 
-Each policy is optional and pure; the time comes from the client's clock.
+Each policy is optional and keeps its own state; it is told the time.
+Fallbacks and the cache are not here: they wrap this loop
+(``policies/fallback.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple, Union
 
 from ..errors import APIConnectionError, APIError, APIStatusError, APITimeoutError
+from ..policies import Policies
 from ..policies.breaker import is_failure
+from ..policies.keys import PooledKey
 from ..protocol.http import HTTPRequest, HTTPResponse, fingerprint
 from ..protocol.request import with_api_key
 from ..protocol.response import ErrorContext, error_from_response
 from ..protocol.retry import Decision
-from .transport import StreamingResponse
+from ..protocol.settings import Settings, Timeout
+from .clock import Clock, Deadline
+from .transport import StreamingResponse, Transport
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..policies.keys import PooledKey
-    from ..protocol.settings import Timeout
-    from .client import Client
-
-__all__ = ["Call"]
+__all__ = ["Call", "Endpoint"]
 
 log = logging.getLogger("rawchat")
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where attempts go and what decides around them.
+
+    ``policies`` are resolved: ``retry`` and ``hooks`` are set, ``keys`` is a
+    ``KeyPool`` or ``None``, ``breaker`` a ``CircuitBreaker`` or ``None``.
+    """
+
+    settings: Settings
+    transport: Transport
+    policies: Policies
+
+
 class Call:
-    """The attempts of one request against ``client``'s endpoint."""
+    """The attempts of one request against one endpoint.
+
+    ``model`` names the model in hooks and error hints; ``tokens`` is the
+    estimated prompt size the pacer reserves. ``retries`` and ``history``
+    (attempt, status or error, delay) grow as it goes; ``key_label`` is the
+    fingerprint of the key the last attempt used.
+    """
 
     def __init__(
-        self, client: Client, request: HTTPRequest, model: Optional[str], tokens: int = 0
+        self,
+        endpoint: Endpoint,
+        request: HTTPRequest,
+        *,
+        clock: Clock,
+        deadline: Deadline,
+        model: Optional[str] = None,
+        tokens: int = 0,
     ) -> None:
-        self.client = client
+        self.endpoint = endpoint
         self.request = request
+        self.clock = clock
+        self.deadline = deadline
         self.model = model
-        self.tokens = tokens  # estimated prompt tokens, for pacing
+        self.tokens = tokens
         self.retries = 0
         self.history: List[Tuple[int, str, float]] = []
-        self.started = client._clock()
-        self.deadline_at = self.started + client.deadline if client.deadline is not None else None
-        self.key_label = ""  # fingerprint of the key the last attempt used
+        self.key_label = ""
 
     def send(self) -> HTTPResponse:
         """Attempts until a 2xx response is read whole, or the policy gives up."""
@@ -62,7 +99,11 @@ class Call:
             self._after_failure(outcome)
 
     def open_stream(self, failure: Optional[APIError] = None) -> StreamingResponse:
-        """Attempts until a 2xx response's headers are in; the body is unread."""
+        """Attempts until a 2xx response's headers are in; the body is left unread.
+
+        ``failure`` is how the previous response of this call broke off
+        before any content was handed over: it counts as a failed attempt.
+        """
         if failure is not None:
             self._after_failure(failure)
         while True:
@@ -72,73 +113,77 @@ class Call:
             self._after_failure(outcome)
 
     def time_left(self) -> Optional[float]:
-        if self.deadline_at is None:
-            return None
-        return self.deadline_at - self.client._clock()
+        return self.deadline.left(self.clock.monotonic())
+
+    # -- one attempt ------------------------------------------------------
 
     def _attempt(self, stream: bool) -> Union[HTTPResponse, StreamingResponse, APIError]:
         """One request: a 2xx response, or the error it ended in (not raised)."""
-        client = self.client
-        settings = client.settings
-        now = client._clock()
-        if client.breaker is not None:
-            client.breaker.before(now)
+        settings, policies, clock = self.endpoint.settings, self.endpoint.policies, self.clock
+        now = clock.monotonic()
+        if policies.breaker is not None:
+            policies.breaker.before(now)
         request, pooled = self.request, None
-        if client.keys is not None:
-            pooled = client.keys.acquire(now, client._wall_clock())
+        if policies.keys is not None:
+            pooled = policies.keys.acquire(now, clock.wall())
             request = with_api_key(request, settings, pooled.key)
             self.key_label = pooled.fingerprint
         else:
             self.key_label = fingerprint(settings.api_key) if settings.api_key else ""
-        if client.pacer is not None:
-            wait = client.pacer.reserve(
+        if policies.pacer is not None:
+            wait = policies.pacer.reserve(
                 self.key_label, self.tokens, now, time_left=self.time_left()
             )
             if wait > 0:
-                client._sleep(wait)
+                clock.sleep(wait)
         attempt = self.retries + 1
-        client.hooks.emit(
-            "request", method=request.method, url=request.url, model=self.model or "",
-            attempt=attempt, key=self.key_label,
-        )  # fmt: skip
+        self._emit("request", request, attempt=attempt, key=self.key_label)
         log.debug("%s %s (attempt %d)", request.method, request.url, attempt)
         status: Optional[int] = None
         result: Union[HTTPResponse, StreamingResponse, APIError]
         headers: Any = {}
         try:
-            source = client.transport.open(request, self._timeout())
+            source = self.endpoint.transport.open(request, self._timeout())
             status, headers = source.status_code, source.headers
             if status < 300 and stream:
                 result = source
             else:
-                body = source.read(deadline=self.deadline_at, clock=client._clock)
-                response = source.response(body, client._clock() - source.started)
+                body = source.read(deadline=self.deadline.at, clock=clock.monotonic)
+                response = source.response(body, clock.monotonic() - source.started)
                 result = response if status < 300 else self._error(response, pooled)
         except APIConnectionError as exc:
             status, result = None, exc
         self._settle(pooled, status, headers, result)
-        client.hooks.emit(
-            "response", method=request.method, url=request.url, model=self.model or "",
-            attempt=attempt, key=self.key_label, status=status,
-            elapsed=client._clock() - now,
+        self._emit(
+            "response", request, attempt=attempt, key=self.key_label, status=status,
+            elapsed=clock.monotonic() - now,
             error=result if isinstance(result, APIError) else None,
         )  # fmt: skip
         return result
 
+    def _timeout(self) -> Timeout:
+        timeout = self.endpoint.settings.timeout
+        left = self.time_left()
+        if left is None:
+            return timeout
+        if left <= 0:
+            raise APITimeoutError(
+                f"the call's deadline of {self.deadline.seconds:g} s has passed",
+                hint="raise Client(deadline=...) or lower max_retries",
+            )
+        return type(timeout)(min(timeout.connect, left), min(timeout.read, left))
+
     def _error(self, response: HTTPResponse, pooled: Optional[PooledKey]) -> APIStatusError:
-        client = self.client
-        settings = client.settings
-        key = pooled.key if pooled is not None else settings.api_key
-        source = "the key pool" if pooled is not None else settings.key_source
+        settings = self.endpoint.settings
         return error_from_response(
             response,
             ErrorContext(
-                key=key,
-                key_source=source,
+                key=pooled.key if pooled is not None else settings.api_key,
+                key_source="the key pool" if pooled is not None else settings.key_source,
                 key_variable=settings.key_variable,
                 model=self.model,
                 profile=settings.profile,
-                now=client._wall_clock(),
+                now=self.clock.wall(),
             ),
         )
 
@@ -146,64 +191,53 @@ class Call:
         self, pooled: Optional[PooledKey], status: Optional[int], headers: Any, result: Any
     ) -> None:
         """Tell each policy how the attempt went."""
-        client = self.client
-        now = client._clock()
-        code = getattr(result, "code", None)
-        if pooled is not None and client.keys is not None:
-            retry_after = getattr(result, "retry_after", None)
-            client.keys.release(pooled, now, status=status, code=code, retry_after=retry_after)
-        if client.breaker is not None:
-            client.breaker.record(is_failure(status), now)
-        if client.pacer is not None and headers:
-            client.pacer.observe(self.key_label, headers, now)
-        if client.retry_budget is not None:
-            client.retry_budget.record(not is_failure(status))
+        policies = self.endpoint.policies
+        now = self.clock.monotonic()
+        if pooled is not None and policies.keys is not None:
+            policies.keys.release(
+                pooled, now, status=status, code=getattr(result, "code", None),
+                retry_after=getattr(result, "retry_after", None),
+            )  # fmt: skip
+        if policies.breaker is not None:
+            policies.breaker.record(is_failure(status), now)
+        if policies.pacer is not None and headers:
+            policies.pacer.observe(self.key_label, headers, now)
+        if policies.retry_budget is not None:
+            policies.retry_budget.record(not is_failure(status))
 
-    def _timeout(self) -> Timeout:
-        timeout = self.client.settings.timeout
-        left = self.time_left()
-        if left is None:
-            return timeout
-        if left <= 0:
-            raise APITimeoutError(
-                f"the call's deadline of {self.client.deadline:g} s has passed",
-                hint="raise Client(deadline=...) or lower max_retries",
-            )
-        return type(timeout)(min(timeout.connect, left), min(timeout.read, left))
+    # -- between attempts -------------------------------------------------
 
     def _decide(self, error: APIError) -> Decision:
-        client = self.client
+        policies = self.endpoint.policies
         status = error.status_code if isinstance(error, APIStatusError) else None
         code = getattr(error, "code", None)
-        if client.keys is not None and (status in (401, 403) or code == "insufficient_quota"):
+        keys = policies.keys
+        refused = status in (401, 403) or code == "insufficient_quota"
+        if refused and keys is not None and any(p.retired is None for p in keys.keys):
             # That key is out of rotation now; another may work, at once.
-            healthy = any(p.retired is None for p in client.keys.keys)
-            if healthy:
-                return Decision(True, 0.0, "key refused; trying another key")
-        decision = client.retry.decide(
+            return Decision(True, 0.0, "key refused; trying another key")
+        assert policies.retry is not None
+        decision = policies.retry.decide(
             self.retries,
             status=status,
             headers=error.headers if isinstance(error, APIStatusError) else {},
             code=code,
-            rand=client._random(),
-            now=client._wall_clock(),
+            rand=self.clock.random(),
+            now=self.clock.wall(),
             time_left=self.time_left(),
         )
-        if (
-            decision.retry
-            and client.retry_budget is not None
-            and not client.retry_budget.allows_retry()
-        ):
+        budget = policies.retry_budget
+        if decision.retry and budget is not None and not budget.allows_retry():
             return Decision(False, reason="the retry budget is spent: most recent calls failed")
         return decision
 
     def _after_failure(self, error: APIError) -> None:
         """Sleep before the next attempt, or raise ``error`` with its history."""
-        client = self.client
         decision = self._decide(error)
         status = error.status_code if isinstance(error, APIStatusError) else None
         what = f"{status}" if status is not None else type(error).__name__
-        self.history.append((self.retries + 1, what, decision.delay if decision.retry else 0.0))
+        attempt = self.retries + 1
+        self.history.append((attempt, what, decision.delay if decision.retry else 0.0))
         method, url = self.request.method, self.request.url
         if not decision.retry:
             error.attempts = tuple(self.history)
@@ -212,17 +246,22 @@ class Call:
                 error.retry_after = decision.server_wait
                 error.hint = f"{error.hint}; not retried: {decision.reason}".lstrip("; ")
             log.info("%s %s failed (%s); not retrying: %s", method, url, what, decision.reason)
-            client.hooks.emit("error", method=method, url=url, model=self.model or "",
-                              attempt=self.retries + 1, status=status, error=error,
-                              detail=decision.reason)  # fmt: skip
+            self._emit("error", self.request, attempt=attempt, status=status, error=error,
+                       detail=decision.reason)  # fmt: skip
             raise error
+        assert self.endpoint.policies.retry is not None
         log.info(
-            "%s %s failed (%s); retry %d of %d in %.2f s",
-            method, url, what, self.retries + 1, client.retry.max_retries, decision.delay,
+            "%s %s failed (%s); retry %d of %d in %.2f s", method, url, what, attempt,
+            self.endpoint.policies.retry.max_retries, decision.delay,
         )  # fmt: skip
-        client.hooks.emit("retry", method=method, url=url, model=self.model or "",
-                          attempt=self.retries + 1, status=status, error=error,
-                          delay=decision.delay, detail=decision.reason)  # fmt: skip
+        self._emit("retry", self.request, attempt=attempt, status=status, error=error,
+                   delay=decision.delay, detail=decision.reason)  # fmt: skip
         if decision.delay:
-            client._sleep(decision.delay)
+            self.clock.sleep(decision.delay)
         self.retries += 1
+
+    def _emit(self, kind: str, request: HTTPRequest, **fields: Any) -> None:
+        hooks = self.endpoint.policies.hooks
+        if hooks is not None:
+            hooks.emit(kind, method=request.method, url=request.url, model=self.model or "",
+                       **fields)  # fmt: skip

@@ -1,47 +1,45 @@
-"""``Client``: the protocol core, the transport and the policies, glued.
+"""``Client``: the data path of one chat call, from messages to a ``Completion``.
 
-One call, end to end (https://platform.openai.com/docs/api-reference/chat)::
+One call, top to bottom (https://platform.openai.com/docs/api-reference/chat)::
 
-    build_chat_request()      request.py    messages -> HTTPRequest
-    Call                      call.py       attempts: keys, pacing, breaker, retries
-      Transport.open()        transport.py  HTTPRequest -> status + headers
-      error_from_response()   response.py   4xx/5xx -> typed error
-    completion_from_response()              response.py   body -> Completion
-    Stream                    stream.py     bytes -> chunks -> Completion
+    Client(...)                     once: Settings.resolve() (protocol/settings.py) over
+                                    the arguments and os.environ; the Policies resolved;
+                                    one Transport (transport.py) for every endpoint
+    chat(messages) / stream(messages)
+      Route                         policies/fallback.py  the primary, each fallback in
+                                                          turn, then the response cache
+        build_chat_request()        protocol/request.py   messages -> HTTPRequest
+        UsageMeter.check()          policies/usage.py     a budget refuses before sending
+        Call.send() / open_stream() attempts.py           keys, pacing, breaker, retries
+          Transport.open()          transport.py          HTTPRequest -> status + headers
+          error_from_response()     protocol/response.py  4xx/5xx -> typed error
+        completion_from_response()  protocol/response.py  body -> Completion (chat)
+        Stream                      stream.py             bytes -> chunks -> Completion
+      _account()                    the reported usage corrects the token estimates,
+                                    the pacer and the meter
+      Route.answered()              marked degraded if it is, remembered in the cache
 
-When the endpoint fails for good, the ``fallbacks`` are tried in order, and
-at last the response ``cache`` (``fallback.py``). A ``Client`` is safe to
-share across threads: one pooled ``requests.Session``, and every policy
-keeps its state behind a lock.
+``chat()`` and ``stream()`` walk the same path; a stream's response is
+handed over once its headers are in, and a stream that breaks off before
+any content reached the caller goes back through its attempt loop and its
+route. A ``Client`` is safe to share across threads: one pooled
+``requests.Session``, and every policy keeps its state behind a lock.
 
-Time and chance come in from outside (``sleep``, ``clock``, ``wall_clock``,
-``random``), so tests run whole schedules without waiting.
+Time and chance come in as one ``Clock`` (``clock.py``), so tests run whole
+retry schedules without waiting.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random as _random
 import threading
-import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import requests
-
-from ..errors import (
-    APIConnectionError,
-    APIError,
-    CircuitOpenError,
-    ConfigError,
-    InternalServerError,
-    InvalidRequestError,
-    InvalidResponseError,
-    NoKeyAvailableError,
-    RateLimitError,
-)
-from ..policies.hooks import Hooks
+from ..errors import APIError, ConfigError, InvalidRequestError, InvalidResponseError
+from ..policies import CircuitBreaker, Hooks, Policies
+from ..policies.fallback import FALL_THROUGH, Fallback, Route, Target, cache_key
 from ..protocol.completion import Completion
 from ..protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint
 from ..protocol.request import build_chat_request, build_request
@@ -49,17 +47,12 @@ from ..protocol.response import completion_from_response, parse_completion
 from ..protocol.retry import RetryPolicy
 from ..protocol.settings import DEFAULT_TIMEOUT, PROFILES, Settings, TimeoutLike
 from ..protocol.tokens import Calibration, estimate_messages
-from .attempts import Call
+from .attempts import Call, Endpoint
+from .clock import Clock, Deadline
 from .stream import Stream
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
-    # The optional policies load only for the clients that use them.
-    from ..policies.breaker import CircuitBreaker
-    from ..policies.fallback import Fallback, ResponseCache
-    from ..policies.keys import KeyPool
-    from ..policies.pacing import Pacer, RetryBudget
-    from ..policies.usage import UsageMeter
     from .trace import Trace
 
 __all__ = ["Client"]
@@ -69,22 +62,19 @@ class Client:
     """A Chat Completions client for OpenAI and compatible servers.
 
     ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
-    ``OPENAI_BASE_URL`` (or a ``profile``'s variables, see ``config.py``).
-    ``timeout`` is seconds, ``(connect, read)`` or a ``Timeout``; ``read``
-    is the longest silence allowed between two reads. ``deadline`` bounds a
-    whole call, retries and waits included. ``max_retries`` is a shortcut
-    for ``retry=RetryPolicy(max_retries=...)``. Pass ``session`` to use your
-    own ``requests.Session`` (proxies, certificates, adapters), ``trace``
-    to see every exchange on the wire (``rawchat.client.trace``), and ``usage`` to
-    count tokens and cost and enforce budgets (``rawchat.policies.usage``).
+    ``OPENAI_BASE_URL`` (or a ``profile``'s variables, see
+    ``protocol/settings.py``). ``timeout`` is seconds, ``(connect, read)`` or
+    a ``Timeout``; ``read`` is the longest silence allowed between two
+    reads. ``deadline`` bounds a whole call, retries, waits and fallbacks
+    included. ``max_retries`` makes the ``RetryPolicy`` unless ``policies``
+    brings one. Pass ``session`` to use your own ``requests.Session``
+    (proxies, certificates, adapters), and ``trace`` to see every exchange on
+    the wire (``rawchat.client.trace``).
 
-    Resilience, each optional: ``keys`` (a ``KeyPool``, or a list of keys)
-    for failover between keys; ``pacer`` to stay under rate limits;
-    ``breaker`` (a ``CircuitBreaker``, or True for the defaults);
-    ``retry_budget`` against retry storms; ``fallbacks`` (``Fallback``
-    endpoints or models, tried in order); ``cache`` (a ``ResponseCache``)
-    to answer, marked degraded, when everything is down; ``hooks`` to
-    observe it all.
+    ``policies`` (``rawchat.policies.Policies``) holds the rest, each
+    optional: retry, a key pool, pacing, a breaker, a retry budget,
+    fallbacks, a response cache, hooks, a usage meter. ``clock`` (a
+    ``Clock``) is how the client sleeps, tells time and draws jitter.
     """
 
     def __init__(
@@ -92,105 +82,66 @@ class Client:
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
         *,
-        max_retries: int = 2,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
         profile: Optional[str] = None,
         model: Optional[str] = None,
         organization: Optional[str] = None,
         project: Optional[str] = None,
         api_version: Optional[str] = None,
         default_headers: Optional[Mapping[str, str]] = None,
-        retry: Optional[RetryPolicy] = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
         deadline: Optional[float] = None,
-        session: Optional[requests.Session] = None,
         pool_maxsize: int = 10,
+        session: Any = None,
         trace: Optional[Trace] = None,
-        usage: Optional[UsageMeter] = None,
-        keys: Any = None,
-        pacer: Optional[Pacer] = None,
-        breaker: Any = None,
-        retry_budget: Optional[RetryBudget] = None,
-        fallbacks: Sequence[Fallback] = (),
-        cache: Optional[ResponseCache] = None,
-        hooks: Optional[Hooks] = None,
-        environ: Optional[Mapping[str, str]] = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        random: Callable[[], float] = _random.random,
+        policies: Optional[Policies] = None,
+        clock: Optional[Clock] = None,
+        **removed: Any,
     ) -> None:
-        if keys is not None:
-            from ..policies.keys import KeyPool
-
-            if not isinstance(keys, KeyPool):
-                keys = KeyPool(keys)
-        if keys is not None and api_key is None and keys.keys:
-            api_key = keys.keys[0].key  # for settings; each attempt picks from the pool
-        self.settings = Settings.resolve(
-            api_key,
-            base_url,
-            profile=profile,
-            model=model,
-            organization=organization,
-            project=project,
-            api_version=api_version,
-            timeout=timeout,
-            max_retries=max_retries,
-            headers=default_headers,
-            environ=os.environ if environ is None else environ,
-        )
-        known = PROFILES.get(self.settings.profile)
-        if self.settings.api_key is None and known is not None and known.key_required:
+        _refuse_removed(removed, clock)
+        if policies is not None and not isinstance(policies, Policies):
             raise ConfigError(
-                f"no API key for {self.settings.base_url}",
-                hint=f"set {self.settings.key_variable}, pass api_key=..., or try "
-                "rawchat offline against the simulator: `rawchat ask hello`",
+                f"policies must be a Policies value, got {type(policies).__name__}",
+                hint="from rawchat.policies import Policies; Client(policies=Policies(...))",
             )
-        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        policies = policies or Policies()
+        if policies.keys is not None and api_key is None and policies.keys.keys:
+            api_key = policies.keys.keys[0].key  # for settings; each attempt picks from the pool
+        self.settings = _settings(
+            api_key, base_url, profile=profile, model=model, organization=organization,
+            project=project, api_version=api_version, timeout=timeout,
+            max_retries=max_retries, headers=default_headers,
+        )  # fmt: skip
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.deadline = deadline
-        self._sleep = sleep
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._random = random
-        self.usage = usage
+        self.clock = clock or Clock()
+        self.policies = _resolved(policies, max_retries, self.settings.base_url)
         #: Per-model correction of token estimates, from the usage servers report.
         self.calibration = Calibration()
         self._calibration_lock = threading.Lock()
-        self.keys: Optional[KeyPool] = keys
-        self.pacer = pacer
-        if breaker is True:
-            from ..policies.breaker import CircuitBreaker
+        self.transport = Transport(
+            session, pool_maxsize=pool_maxsize, clock=self.clock.monotonic, trace=trace
+        )
+        self.endpoint = Endpoint(self.settings, self.transport, self.policies)
+        self._fallbacks: List[Tuple[Endpoint, Optional[str]]] = [
+            (self._fallback_endpoint(fallback, timeout), fallback.model)
+            for fallback in self.policies.fallbacks
+        ]
 
-            breaker = CircuitBreaker(self.settings.base_url)
-        self.breaker: Optional[CircuitBreaker] = breaker or None
-        self.retry_budget = retry_budget
-        self.cache = cache
-        self.hooks = hooks or Hooks()
-        self.transport = Transport(session, pool_maxsize=pool_maxsize, clock=clock, trace=trace)
-        self.fallbacks: List[Tuple[Client, Optional[str]]] = []
-        for fallback in fallbacks:
-            target = self
-            if not fallback.same_endpoint:
-                target = Client(
-                    fallback.api_key,
-                    fallback.base_url,
-                    profile=fallback.profile,
-                    max_retries=self.retry.max_retries,
-                    timeout=timeout,
-                    deadline=deadline,
-                    breaker=True if self.breaker else None,  # one of its own
-                    trace=trace,
-                    usage=usage,
-                    hooks=self.hooks,
-                    environ=environ,
-                    sleep=sleep,
-                    clock=clock,
-                    wall_clock=wall_clock,
-                    random=random,
-                )
-            self.fallbacks.append((target, fallback.model))
+    def _fallback_endpoint(self, fallback: Fallback, timeout: TimeoutLike) -> Endpoint:
+        """Another model here is this endpoint; another endpoint has its own key and breaker."""
+        if fallback.same_endpoint:
+            return self.endpoint
+        own = self.policies
+        assert own.retry is not None
+        settings = _settings(
+            fallback.api_key, fallback.base_url, profile=fallback.profile, timeout=timeout,
+            max_retries=own.retry.max_retries,
+        )  # fmt: skip
+        breaker = CircuitBreaker(settings.base_url) if own.breaker is not None else None
+        policies = Policies(retry=own.retry, breaker=breaker, hooks=own.hooks, usage=own.usage)
+        return Endpoint(settings, self.transport, policies)
 
     def __repr__(self) -> str:
         key = fingerprint(self.settings.api_key) if self.settings.api_key else None
@@ -227,68 +178,21 @@ class Client:
                 "chat() returns a whole answer; 'stream' is not one of its parameters",
                 hint="call client.stream(...) for a streamed answer",
             )
-        model = model or self.settings.model
-        failure: Optional[APIError] = None
-        for target, target_model, degraded in self._targets(model):
-            try:
-                completion = target._chat_once(messages, target_model, extra_headers, params)
-            except _FALL_THROUGH as exc:
-                failure = failure or exc
-                self._degrade(target_model, exc)
-                continue
-            if degraded:
-                completion = replace(completion, degraded=True)
-            if self.cache is not None:  # a fallback's answer is a real answer too
-                self.cache.put(_cache_key(model, messages, params), completion)
-            return completion
-        return self._from_cache(model, messages, params, failure)
+        route = self._route(model or self.settings.model, messages, params)
+        deadline = self.clock.deadline(self.deadline)
 
-    def _chat_once(
-        self,
-        messages: Sequence[Any],
-        model: str,
-        extra_headers: Optional[Mapping[str, str]],
-        params: Mapping[str, Any],
-    ) -> Completion:
-        request = build_chat_request(
-            self.settings, messages, model=model, extra_headers=extra_headers, **params
-        )
-        estimate = self._before(model, request, params)
-        call = Call(self, request, model, self.calibration.correct(model, estimate))
-        response = call.send()
-        completion = completion_from_response(response)
-        if call.retries:
-            completion = replace(completion, retries_taken=call.retries)
-        self._after(model, estimate, completion, call.key_label)
-        return completion
+        def ask(target: Target[Endpoint]) -> Completion:
+            request = build_chat_request(
+                target.endpoint.settings, messages, model=target.model,
+                extra_headers=extra_headers, **params,
+            )  # fmt: skip
+            call, estimate = self._call(target, request, deadline, params)
+            completion = completion_from_response(call.send())
+            if call.retries:
+                completion = replace(completion, retries_taken=call.retries)
+            return self._account(call, estimate, completion)
 
-    def _targets(self, model: str) -> List[Tuple[Client, str, bool]]:
-        """This endpoint, then each fallback: (client, model, whether degraded)."""
-        targets = [(self, model, False)]
-        targets += [
-            (client, fallback_model or model, True) for client, fallback_model in self.fallbacks
-        ]
-        return targets
-
-    def _degrade(self, model: str, error: APIError) -> None:
-        self.hooks.emit("degraded", model=model, error=error, detail="trying the next fallback")
-
-    def _cached(
-        self, model: str, messages: Sequence[Any], params: Mapping[str, Any], failure: Any
-    ) -> Dict[str, Any]:
-        """The cached answer to this request, or ``failure`` raised."""
-        cached = self.cache.get(_cache_key(model, messages, params)) if self.cache else None
-        if cached is None:
-            raise failure
-        self.hooks.emit("degraded", model=model, error=failure, detail="answered from the cache")
-        return cached
-
-    def _from_cache(
-        self, model: str, messages: Sequence[Any], params: Mapping[str, Any], failure: Any
-    ) -> Completion:
-        return replace(
-            parse_completion(self._cached(model, messages, params, failure)), degraded=True
-        )
+        return route.answered(route.run(ask, parse_completion))
 
     def stream(
         self,
@@ -303,106 +207,26 @@ class Client:
         """Send ``messages`` with ``stream: true``; returns a ``Stream``.
 
         The request goes out when the ``with`` block is entered (or on first
-        iteration). ``include_usage=False`` stops asking for the final usage
-        chunk, for servers that reject ``stream_options``. ``on_complete`` is
-        called with the ``Completion`` once the stream has ended properly.
-        Fallbacks are tried while no content has arrived.
+        iteration); bad messages are refused at once. ``include_usage=False``
+        stops asking for the final usage chunk, for servers that reject
+        ``stream_options``. ``on_complete`` is called with the ``Completion``
+        once the stream has ended properly. Fallbacks are tried while no
+        content has reached the caller.
         """
-        model = model or self.settings.model
 
-        def request_for(target: Client, target_model: str) -> HTTPRequest:
+        def request_for(target: Target[Endpoint]) -> HTTPRequest:
             return build_chat_request(
-                target.settings,
-                messages,
-                model=target_model,
-                stream=True,
-                include_usage=include_usage,
-                extra_headers=extra_headers,
-                **params,
-            )
+                target.endpoint.settings, messages, model=target.model, stream=True,
+                include_usage=include_usage, extra_headers=extra_headers, **params,
+            )  # fmt: skip
 
-        # Built now, not on entering the stream, so bad messages are refused at once.
-        primary = request_for(self, model)
-        targets = iter(self._targets(model))
-        state: Dict[str, Any] = {}
-
-        def open_next(failure: Optional[APIError]) -> Tuple[Any, int]:
-            if failure is not None and state.get("call") is not None:
-                try:  # the current target's own retries first
-                    return state["call"].open_stream(failure), state["call"].retries
-                except _FALL_THROUGH as exc:
-                    failure = exc
-                    self._degrade(state["model"], exc)
-            for target, target_model, degraded in targets:
-                if target is self and target_model == model:
-                    request = primary
-                else:
-                    request = request_for(target, target_model)
-                estimate = target._before(target_model, request, params)
-                call = Call(
-                    target,
-                    request,
-                    target_model,
-                    target.calibration.correct(target_model, estimate),
-                )
-                state.update(
-                    call=call,
-                    target=target,
-                    model=target_model,
-                    estimate=estimate,
-                    degraded=degraded,
-                )
-                try:
-                    return call.open_stream(), call.retries
-                except _FALL_THROUGH as exc:
-                    failure = failure or exc
-                    self._degrade(target_model, exc)
-            cached = self._cached(model, messages, params, failure)
-            state.update(degraded=True, call=None, from_cache=True)
-            return _CachedSource(cached), 0
-
-        def finished(completion: Completion) -> Completion:
-            if state.get("call") is not None:
-                target = state["target"]
-                target._after(
-                    state["model"], state["estimate"], completion, state["call"].key_label
-                )
-            if self.cache is not None and not state.get("from_cache"):
-                self.cache.put(_cache_key(model, messages, params), completion)
-            if on_complete is not None:
-                on_complete(replace(completion, degraded=bool(state.get("degraded"))))
-            return replace(completion, degraded=bool(state.get("degraded")))
-
+        route = self._route(model or self.settings.model, messages, params)
+        deadline = self.clock.deadline(self.deadline)
+        opening = _StreamOpening(self, route, request_for, deadline, params, on_complete)
         return Stream(
-            open_next, clock=self._clock, deadline=self._deadline_at(), on_complete=finished
-        )
-
-    def _deadline_at(self) -> Optional[float]:
-        return self._clock() + self.deadline if self.deadline is not None else None
-
-    def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
-        """Estimated prompt tokens, corrected by what this model's usage has shown."""
-        count = estimate_messages(messages, tools=tools, model=model)
-        return self.calibration.correct(model, count)
-
-    def _before(self, model: str, request: HTTPRequest, params: Mapping[str, Any]) -> int:
-        body = request.json()
-        raw = estimate_messages(body["messages"], tools=body.get("tools"), model=model)
-        if self.usage is not None:
-            cap = params.get("max_completion_tokens") or params.get("max_tokens") or 0
-            self.usage.check(model, self.calibration.correct(model, raw), int(cap))
-        return raw
-
-    def _after(self, model: str, estimate: int, completion: Completion, key: str) -> None:
-        if completion.usage is None:
-            return
-        with self._calibration_lock:
-            self.calibration.observe(model, estimate, completion.usage.prompt_tokens)
-        if self.pacer is not None:
-            self.pacer.correct(key, self.calibration.correct(model, estimate),
-                               completion.usage.total_tokens, self._clock())  # fmt: skip
-        if self.usage is not None:
-            self.usage.record(completion.model or model, completion.usage, key)
+            opening.open, clock=self.clock.monotonic, deadline=deadline.at,
+            on_complete=opening.finished,
+        )  # fmt: skip
 
     def models(self) -> List[Dict[str, Any]]:
         """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""
@@ -419,23 +243,123 @@ class Client:
         ``path`` is relative to the base URL (``"/embeddings"``); ``json`` is
         the body. Returns the whole ``HTTPResponse``; 4xx/5xx raise.
         """
-        return Call(self, build_request(self.settings, method, path, json), None).send()
+        request = build_request(self.settings, method, path, json)
+        deadline = self.clock.deadline(self.deadline)
+        return Call(self.endpoint, request, clock=self.clock, deadline=deadline).send()
+
+    def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
+        """Estimated prompt tokens, corrected by what this model's usage has shown."""
+        count = estimate_messages(messages, tools=tools, model=model)
+        return self.calibration.correct(model, count)
+
+    # -- around the attempt loop -------------------------------------------
+
+    def _route(self, model: str, messages: Sequence[Any], params: Mapping[str, Any]) -> Route:
+        """This endpoint, then each fallback (degraded), then the cache."""
+        targets = [Target(self.endpoint, model)]
+        targets += [
+            Target(endpoint, fallback_model or model, degraded=True)
+            for endpoint, fallback_model in self._fallbacks
+        ]
+        cache = self.policies.cache
+        key = cache_key(model, list(messages), params) if cache is not None else ""
+        assert self.policies.hooks is not None
+        return Route(targets, hooks=self.policies.hooks, cache=cache, key=key)
+
+    def _call(
+        self,
+        target: Target[Endpoint],
+        request: HTTPRequest,
+        deadline: Deadline,
+        params: Mapping[str, Any],
+    ) -> Tuple[Call, int]:
+        """The attempt loop for ``request``, once the usage budget allows it; and
+        the prompt's raw token estimate, for the reported usage to correct."""
+        body = request.json()
+        estimate = estimate_messages(body["messages"], tools=body.get("tools"), model=target.model)
+        tokens = self.calibration.correct(target.model, estimate)
+        usage = target.endpoint.policies.usage
+        if usage is not None:
+            cap = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+            usage.check(target.model, tokens, int(cap))
+        call = Call(
+            target.endpoint, request, clock=self.clock, deadline=deadline, model=target.model,
+            tokens=tokens,
+        )  # fmt: skip
+        return call, estimate
+
+    def _account(self, call: Call, estimate: int, completion: Completion) -> Completion:
+        """What the server reported it used corrects estimates, pacing and the meter."""
+        usage = completion.usage
+        if usage is None:
+            return completion
+        model = call.model or ""
+        with self._calibration_lock:
+            self.calibration.observe(model, estimate, usage.prompt_tokens)
+        policies = call.endpoint.policies
+        if policies.pacer is not None:
+            now = self.clock.monotonic()
+            policies.pacer.correct(call.key_label, call.tokens, usage.total_tokens, now)
+        if policies.usage is not None:
+            policies.usage.record(completion.model or model, usage, call.key_label)
+        return completion
 
 
-# Failures that are the endpoint's, not the request's: worth another endpoint.
-_FALL_THROUGH = (
-    APIConnectionError,
-    InternalServerError,
-    RateLimitError,
-    CircuitOpenError,
-    NoKeyAvailableError,
-)
+class _StreamOpening:
+    """Where a stream's response comes from, as ``Stream`` asks for it.
 
+    The first time, along the route from its first target. Again, after a
+    response broke off before any content reached the caller: the current
+    target's attempt loop decides whether to retry, and if it gives up, the
+    route moves on to the next target, then the cache.
+    """
 
-def _cache_key(model: str, messages: Sequence[Any], params: Mapping[str, Any]) -> str:
-    from ..policies.fallback import cache_key  # only clients with a cache get here
+    def __init__(
+        self,
+        client: Client,
+        route: Route,
+        request_for: Callable[[Target[Endpoint]], HTTPRequest],
+        deadline: Deadline,
+        params: Mapping[str, Any],
+        on_complete: Optional[Callable[[Completion], None]],
+    ) -> None:
+        self.client = client
+        self.route = route
+        self.request_for = request_for
+        self.deadline = deadline
+        self.params = params
+        self.on_complete = on_complete
+        # Built now, not on entering the stream, so bad messages are refused at once.
+        self.first = route.target
+        self.primary = request_for(self.first)
+        self.call: Optional[Call] = None
+        self.estimate = 0
 
-    return cache_key(model, list(messages), params)
+    def open(self, failure: Optional[APIError]) -> Tuple[Any, int]:
+        """A fresh source and the retries its call took; or raise."""
+        if failure is not None:
+            if self.call is None:  # the cache's answer: nothing to retry
+                raise failure
+            try:
+                return self.call.open_stream(failure), self.call.retries
+            except FALL_THROUGH as exc:
+                self.route.failed(exc)
+        self.call = None
+        source = self.route.run(self._open_at, _CachedSource)
+        return source, self.call.retries if self.call is not None else 0
+
+    def _open_at(self, target: Target[Endpoint]) -> Any:
+        request = self.primary if target is self.first else self.request_for(target)
+        self.call, self.estimate = self.client._call(target, request, self.deadline, self.params)
+        return self.call.open_stream()
+
+    def finished(self, completion: Completion) -> Completion:
+        if self.call is not None:
+            completion = self.client._account(self.call, self.estimate, completion)
+        answer = self.route.answered(completion)
+        if self.on_complete is not None:
+            self.on_complete(answer)
+        return answer
 
 
 class _CachedSource:
@@ -453,3 +377,57 @@ class _CachedSource:
 
     def close(self) -> None:
         pass
+
+
+def _settings(api_key: Optional[str], base_url: Optional[str], **options: Any) -> Settings:
+    """The settings for one endpoint, from the arguments and ``os.environ``."""
+    settings = Settings.resolve(api_key, base_url, environ=os.environ, **options)
+    known = PROFILES.get(settings.profile)
+    if settings.api_key is None and known is not None and known.key_required:
+        raise ConfigError(
+            f"no API key for {settings.base_url}",
+            hint=f"set {settings.key_variable}, pass api_key=..., or try "
+            "rawchat offline against the simulator: `rawchat ask hello`",
+        )
+    return settings
+
+
+def _resolved(policies: Policies, max_retries: int, base_url: str) -> Policies:
+    """``policies`` with the defaults filled in: what the attempt loop reads."""
+    retry, breaker, hooks = policies.retry, policies.breaker, policies.hooks
+    return replace(
+        policies,
+        retry=RetryPolicy(max_retries=max_retries) if retry is None else retry,
+        breaker=CircuitBreaker(base_url) if breaker is True else breaker or None,
+        hooks=Hooks() if hooks is None else hooks,
+    )
+
+
+_POLICY_FIELDS = {field.name for field in fields(Policies)}
+_CLOCK_FIELDS = {"sleep": "sleep", "wall_clock": "wall", "random": "random"}
+
+
+def _refuse_removed(removed: Mapping[str, Any], clock: Any) -> None:
+    """Keywords of older versions fail loudly, naming where they went."""
+    if clock is not None and not isinstance(clock, Clock):
+        raise ConfigError(
+            "Client(clock=...) takes a Clock now: pass clock=Clock(monotonic=...) "
+            "(from rawchat import Clock)"
+        )
+    for name in removed:
+        if name in _POLICY_FIELDS:
+            raise ConfigError(
+                f"Client({name}=...) moved: pass policies=Policies({name}=...) "
+                "(from rawchat.policies import Policies)"
+            )
+        if name in _CLOCK_FIELDS:
+            raise ConfigError(
+                f"Client({name}=...) moved: pass clock=Clock({_CLOCK_FIELDS[name]}=...) "
+                "(from rawchat import Clock)"
+            )
+        if name == "environ":
+            raise ConfigError(
+                "Client(environ=...) was removed: the client reads os.environ; "
+                "set the variables there (in tests: monkeypatch.setenv)"
+            )
+        raise TypeError(f"Client() got an unexpected keyword argument {name!r}")

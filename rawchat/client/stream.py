@@ -4,8 +4,11 @@
 the transport and pushes them through the decoder, yields each text delta
 as soon as its bytes arrive, and releases the connection when the body
 ends, on ``break``, on error and on ``close()``. If the connection fails
-before any content reached the caller, it asks the client to retry; after
-that it never does, since the caller has already shown part of an answer.
+before any content reached the caller, it asks its opener for a fresh
+response (the client's attempt loop retries, then its fallbacks answer);
+after that it never does, since the caller has already shown part of an
+answer. The decoding itself is ``protocol/chat_stream.py``
+(https://platform.openai.com/docs/api-reference/chat-streaming).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ __all__ = ["Stream"]
 
 
 # What the client passes in to (re)open the response: given the error that
-# ended the previous attempt (None the first time), it returns a fresh
-# source and the retries taken so far, after the retry policy's wait, or
+# ended the previous response (None the first time), it returns a fresh
+# source and the retries its call took, after the retry policy's wait, or
 # raises.
 Opener = Callable[[Optional[APIError]], Any]
 

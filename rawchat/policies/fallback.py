@@ -10,6 +10,14 @@ open circuit, no usable key); a 400 would fail the same anywhere.
 and parameters, in memory or on disk. When every endpoint is down, a cached
 answer is returned with ``Completion.degraded`` set, so the caller can tell
 (and say so to its user).
+
+``Route`` is one call's way through them, wrapped around the attempt loop
+(``rawchat.client.attempts``) the same way for whole and streamed answers::
+
+    route.run(attempt, from_cache)   attempt(target) for each target in order,
+                                     past failures that are the server's,
+                                     then the cached answer, or the first failure
+    route.answered(completion)       marked degraded if it is; remembered in the cache
 """
 
 from __future__ import annotations
@@ -20,13 +28,42 @@ import os
 import threading
 import typing
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Generic, Iterator, Mapping, Optional, Sequence, TypeVar
 
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    CircuitOpenError,
+    InternalServerError,
+    NoKeyAvailableError,
+    RateLimitError,
+)
 from ..protocol.completion import Completion
 from ..storage import atomic_write
+from .hooks import Hooks
 
-__all__ = ["Fallback", "ResponseCache", "cache_key", "completion_to_dict"]
+__all__ = [
+    "FALL_THROUGH",
+    "Fallback",
+    "ResponseCache",
+    "Route",
+    "Target",
+    "cache_key",
+    "completion_to_dict",
+]
+
+E = TypeVar("E")
+T = TypeVar("T")
+
+#: Failures that are the endpoint's, not the request's: worth another endpoint.
+FALL_THROUGH = (
+    APIConnectionError,
+    InternalServerError,
+    RateLimitError,
+    CircuitOpenError,
+    NoKeyAvailableError,
+)
 
 
 @dataclass(frozen=True)
@@ -121,3 +158,77 @@ class ResponseCache:
             atomic_write(
                 os.path.join(self.path, key + ".json"), json.dumps(data, ensure_ascii=False)
             )
+
+
+@dataclass(frozen=True)
+class Target(Generic[E]):
+    """One place to ask: an ``endpoint`` (the client's), a ``model``, and
+    whether an answer from there is ``degraded`` (every fallback's is)."""
+
+    endpoint: E
+    model: str
+    degraded: bool = False
+
+
+class Route(Generic[E]):
+    """One call's way through its targets, then the cache.
+
+    ``key`` is the request's ``cache_key`` (unused without a ``cache``).
+    ``target`` is the target tried last, ``failure`` the first failure met.
+    The targets are tried once each, across calls of ``run``: a stream that
+    breaks before any content reached its caller resumes where it was.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[Target[E]],
+        *,
+        hooks: Hooks,
+        cache: Optional[ResponseCache] = None,
+        key: str = "",
+    ) -> None:
+        self.model = targets[0].model  # the one asked for: the cache knows it by this
+        self.hooks = hooks
+        self.cache = cache
+        self.key = key
+        self.target: Target[E] = targets[0]
+        self.failure: Optional[APIError] = None
+        self.from_cache = False
+        self._pending: Iterator[Target[E]] = iter(targets)
+
+    @property
+    def degraded(self) -> bool:
+        return self.from_cache or self.target.degraded
+
+    def run(
+        self, attempt: Callable[[Target[E]], T], from_cache: Callable[[Dict[str, Any]], T]
+    ) -> T:
+        """``attempt`` each target left until one answers; then the cache, or raise."""
+        for target in self._pending:
+            self.target = target
+            try:
+                return attempt(target)
+            except FALL_THROUGH as exc:
+                self.failed(exc)
+        cached = self.cache.get(self.key) if self.cache is not None else None
+        if cached is None:
+            assert self.failure is not None
+            raise self.failure
+        self.from_cache = True
+        self.hooks.emit(
+            "degraded", model=self.model, error=self.failure, detail="answered from the cache"
+        )
+        return from_cache(cached)
+
+    def failed(self, error: APIError) -> None:
+        """The current target failed for good with ``error``: say so, and move on."""
+        self.failure = self.failure or error
+        self.hooks.emit(
+            "degraded", model=self.target.model, error=error, detail="trying the next fallback"
+        )
+
+    def answered(self, completion: Completion) -> Completion:
+        """The answer as the caller gets it; a fresh one is remembered for bad days."""
+        if self.cache is not None and not self.from_cache:
+            self.cache.put(self.key, completion)  # a fallback's answer is a real answer too
+        return replace(completion, degraded=self.degraded)

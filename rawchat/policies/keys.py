@@ -110,7 +110,17 @@ class KeyPool:
 
     def replace(self, keys: Iterable[KeySpec]) -> None:
         """Use exactly these keys from now on; health of kept keys is kept."""
-        specs = [(k, None) if isinstance(k, str) else (k[0], k[1]) for k in keys]
+        # Every key is cleaned and checked as Client(api_key=...) checks one:
+        # a stray newline would otherwise reach http.client, whose error
+        # quotes the whole header, key included.
+        specs = []
+        for number, spec in enumerate(keys, 1):
+            key, expires = (spec, None) if isinstance(spec, str) else (spec[0], spec[1])
+            if not isinstance(key, str):
+                raise ConfigError(f"key {number} of the pool is a {type(key).__name__}, not text")
+            specs.append((clean_api_key(key, f"the key pool (key {number})"), expires))
+        if not specs:
+            raise ConfigError("a key pool needs at least one key")
         with self._lock:
             old = {p.key: p for p in self._keys}
             self._keys = []

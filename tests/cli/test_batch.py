@@ -7,6 +7,7 @@ import json
 
 import rawchat
 from rawchat.cli.batch import run_batch
+from rawchat.policies import Policies
 
 from ..conftest import KEY
 
@@ -76,7 +77,7 @@ def test_a_progress_line_goes_to_stderr(sim, tmp_path):
 def test_many_threads_share_one_client_without_losing_or_duplicating_answers(sim):
     from concurrent.futures import ThreadPoolExecutor
 
-    client = rawchat.Client(KEY, sim.base_url, usage=rawchat.UsageMeter())
+    client = rawchat.Client(KEY, sim.base_url, policies=Policies(usage=rawchat.UsageMeter()))
     with ThreadPoolExecutor(16) as pool:
         answers = list(
             pool.map(
@@ -87,5 +88,5 @@ def test_many_threads_share_one_client_without_losing_or_duplicating_answers(sim
             )
         )
     assert [a.rsplit('"', 2)[-2] for a in answers] == [f"n{i}" for i in range(200)]
-    assert client.usage.total.requests == 200
+    assert client.policies.usage.total.requests == 200
     assert sim.request_count == 200

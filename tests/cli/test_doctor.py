@@ -14,7 +14,7 @@ def verdicts(base_url, key=KEY, model="gpt-4o-mini", profile=None):
     settings = Settings.resolve(key, base_url, profile=profile, model=model, environ={})
     checks = list(
         doctor.run(
-            lambda: rawchat.Client(key, base_url, max_retries=0, environ={}),
+            lambda: rawchat.Client(key, base_url, max_retries=0),
             settings,
             model=model,
             timeout=2,

@@ -255,7 +255,7 @@ def test_serve_answers_with_its_faults():
     )
     try:
         url = re.search(r"http://127\.0\.0\.1:\d+/v1", process.stderr.readline()).group(0)
-        client = rawchat.Client(KEY, url, sleep=lambda s: None)
+        client = rawchat.Client(KEY, url, clock=rawchat.Clock(sleep=lambda s: None))
         assert (
             client.chat([{"role": "user", "content": "x"}], model="gpt-4o-mini").retries_taken == 1
         )

@@ -6,10 +6,21 @@ import argparse
 import io
 import json
 
+import pytest
+
 import rawchat
 from rawchat.cli.repl import Repl
+from rawchat.policies import Policies, UsageMeter
 
 from ..conftest import KEY
+
+
+@pytest.fixture
+def client(sim):
+    """A metered client, as ``rawchat chat`` makes one."""
+    policies = Policies(usage=UsageMeter())
+    with rawchat.Client(KEY, sim.base_url, policies=policies) as metered:
+        yield metered
 
 
 def args(**overrides):
@@ -113,3 +124,8 @@ def test_trace_on_and_off(sim):
     _, _, err = drive(client, ["/trace on", "hi", "/trace off", "again"])
     assert err.count("> POST ") == 1
     assert client.transport.trace is None
+
+
+def test_usage_without_a_meter_says_how_to_get_one(sim):
+    _, _, err = drive(rawchat.Client(KEY, sim.base_url), ["/usage"])
+    assert "(usage is not metered: the client has no Policies(usage=UsageMeter()))" in err

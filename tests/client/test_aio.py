@@ -8,6 +8,7 @@ import pytest
 
 import rawchat
 from rawchat.client.aio import AsyncClient
+from rawchat.policies import Policies, UsageMeter
 
 from ..conftest import KEY
 
@@ -50,3 +51,21 @@ def test_errors_arrive_typed(sim):
 
     with pytest.raises(rawchat.NotFoundError):
         asyncio.run(main())
+
+
+def test_the_async_client_takes_the_clients_policies_and_clock(sim):
+    meter = UsageMeter()
+
+    async def main():
+        async with AsyncClient(
+            KEY, sim.base_url, policies=Policies(usage=meter), clock=rawchat.Clock()
+        ) as client:
+            return await client.chat(HI, model="gpt-4o-mini")
+
+    assert asyncio.run(main()).finish_reason == "stop"
+    assert meter.total.requests == 1
+
+
+def test_the_async_client_refuses_a_removed_keyword_as_the_client_does():
+    with pytest.raises(rawchat.ConfigError, match="pass policies=Policies\\(usage=...\\)"):
+        AsyncClient(KEY, "https://api.test/v1", usage=UsageMeter())

@@ -20,6 +20,7 @@ from rawchat.errors import (
     NotFoundError,
     RateLimitError,
 )
+from rawchat.policies import CircuitBreaker, Hooks, Policies, RetryPolicy
 
 from ..conftest import KEY
 
@@ -41,29 +42,24 @@ ANSWER = {
 class FakeTime:
     """A clock that only moves when slept on."""
 
-    def __init__(self) -> None:
+    def __init__(self, random: float = 0.5) -> None:
         self.now = 1000.0
         self.slept = []
+        self.clock = rawchat.Clock(
+            sleep=self.sleep,
+            monotonic=lambda: self.now,
+            wall=lambda: 1_700_000_000.0,
+            random=lambda: random,
+        )
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(round(seconds, 6))
         self.now += seconds
 
-    def clock(self) -> float:
-        return self.now
-
 
 def make_client(fake: FakeTime = None, **kwargs) -> rawchat.Client:
     fake = fake or FakeTime()
-    return rawchat.Client(
-        KEY,
-        "https://api.test/v1",
-        sleep=fake.sleep,
-        clock=fake.clock,
-        wall_clock=lambda: 1_700_000_000.0,
-        random=lambda: 0.5,
-        **kwargs,
-    )
+    return rawchat.Client(KEY, "https://api.test/v1", clock=fake.clock, **kwargs)
 
 
 def error(status, message="boom", code=None, headers=None):
@@ -87,6 +83,49 @@ def test_503_then_success_retries_on_the_backoff_schedule():
     assert fake.slept == [0.25, 0.5]  # full jitter at random 0.5: half of 0.5 and 1.0
 
 
+def reply(spec):
+    status, headers = spec if isinstance(spec, tuple) else (spec, {})
+    if status == 200:
+        return responses.Response(responses.POST, URL, json=ANSWER)
+    return error(status, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "replies, max_retries, random, slept, outcome",
+    [
+        # full jitter: random * min(8, 0.5 * 2 ** (retry - 1))
+        ([503, 503, 200], 2, 0.5, [0.25, 0.5], 2),
+        ([503, 503, 503, 503, 200], 4, 1.0, [0.5, 1.0, 2.0, 4.0], 4),
+        ([408, 409, 200], 2, 0.5, [0.25, 0.5], 2),
+        ([503, 503, 503], 2, 0.5, [0.25, 0.5], InternalServerError),
+        # the server's word first
+        ([(429, {"retry-after-ms": "1500"}), 200], 2, 0.5, [1.5], 1),
+        ([(429, {"retry-after": "2"}), 200], 2, 0.5, [2.0], 1),
+        ([(429, {"retry-after": "Tue, 14 Nov 2023 22:13:22 GMT"}), 200], 2, 0.5, [2.0], 1),
+        ([(500, {"x-should-retry": "false"})], 2, 0.5, [], InternalServerError),
+        ([(400, {"x-should-retry": "true"}), 200], 2, 0.5, [0.25], 1),
+        # a request any server would refuse is not sent again
+        ([400], 2, 0.5, [], rawchat.BadRequestError),
+        ([503], 0, 0.5, [], InternalServerError),
+    ],
+)
+@responses.activate
+def test_retry_schedules_are_the_sleeps_on_the_injected_clock(
+    replies, max_retries, random, slept, outcome
+):
+    fake = FakeTime(random=random)
+    for spec in replies:
+        responses.add(reply(spec))
+    client = make_client(fake, max_retries=max_retries)
+    if isinstance(outcome, int):
+        assert client.chat(HI, model="m").retries_taken == outcome
+    else:
+        with pytest.raises(outcome):
+            client.chat(HI, model="m")
+    assert fake.slept == slept
+    assert len(responses.calls) == len(slept) + 1
+
+
 @responses.activate
 def test_giving_up_raises_the_last_error_with_the_attempt_history():
     for _ in range(3):
@@ -95,15 +134,6 @@ def test_giving_up_raises_the_last_error_with_the_attempt_history():
         make_client().chat(HI, model="m")
     assert caught.value.attempts == ((1, "500", 0.25), (2, "500", 0.5), (3, "500", 0.0))
     assert len(responses.calls) == 3
-
-
-@responses.activate
-def test_retry_after_ms_is_honoured():
-    fake = FakeTime()
-    responses.add(error(429, headers={"retry-after-ms": "1500"}))
-    responses.add(responses.POST, URL, json=ANSWER)
-    make_client(fake).chat(HI, model="m")
-    assert fake.slept == [1.5]
 
 
 @responses.activate
@@ -127,27 +157,11 @@ def test_a_retry_after_over_the_cap_is_raised_with_the_wait():
 
 
 @responses.activate
-def test_x_should_retry_false_stops_retries_of_a_500():
-    responses.add(error(500, headers={"x-should-retry": "false"}))
-    with pytest.raises(InternalServerError):
-        make_client().chat(HI, model="m")
-    assert len(responses.calls) == 1
-
-
-@responses.activate
 def test_connection_errors_are_retried():
     fake = FakeTime()
     responses.add(responses.POST, URL, body=requests.exceptions.ConnectionError("reset"))
     responses.add(responses.POST, URL, json=ANSWER)
     assert make_client(fake).chat(HI, model="m").retries_taken == 1
-
-
-@responses.activate
-def test_a_400_is_not_retried():
-    responses.add(error(400, "bad"))
-    with pytest.raises(rawchat.BadRequestError):
-        make_client().chat(HI, model="m")
-    assert len(responses.calls) == 1
 
 
 @responses.activate
@@ -235,12 +249,66 @@ def test_a_redirect_is_an_error_that_names_the_new_location():
 
 def test_no_key_for_a_provider_that_needs_one_is_a_config_error():
     with pytest.raises(ConfigError, match="no API key for https://api.openai.com/v1") as caught:
-        rawchat.Client(environ={})
+        rawchat.Client()
     assert "OPENAI_API_KEY" in caught.value.hint
 
 
 def test_a_keyless_local_server_needs_no_key():
-    assert rawchat.Client(profile="ollama", environ={}).settings.api_key is None
+    assert rawchat.Client(profile="ollama").settings.api_key is None
+
+
+def test_the_key_and_base_url_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-0000wxyz")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://env.test/v1")
+    assert repr(rawchat.Client()) == "Client(base_url='https://env.test/v1', api_key='...wxyz')"
+
+
+@pytest.mark.parametrize(
+    "keyword, place",
+    [
+        ("keys", "pass policies=Policies(keys=...) (from rawchat.policies import Policies)"),
+        ("pacer", "pass policies=Policies(pacer=...)"),
+        ("retry", "pass policies=Policies(retry=...)"),
+        ("breaker", "pass policies=Policies(breaker=...)"),
+        ("retry_budget", "pass policies=Policies(retry_budget=...)"),
+        ("fallbacks", "pass policies=Policies(fallbacks=...)"),
+        ("cache", "pass policies=Policies(cache=...)"),
+        ("hooks", "pass policies=Policies(hooks=...)"),
+        ("usage", "pass policies=Policies(usage=...)"),
+        ("sleep", "pass clock=Clock(sleep=...) (from rawchat import Clock)"),
+        ("clock", "pass clock=Clock(monotonic=...)"),
+        ("wall_clock", "pass clock=Clock(wall=...)"),
+        ("random", "pass clock=Clock(random=...)"),
+        ("environ", "the client reads os.environ"),
+    ],
+)
+def test_a_removed_keyword_is_a_config_error_that_names_its_new_place(keyword, place):
+    with pytest.raises(ConfigError) as caught:
+        rawchat.Client(KEY, "https://api.test/v1", **{keyword: lambda *a: None})
+    assert caught.value.message.startswith(f"Client({keyword}=...) ")
+    assert place in caught.value.message
+
+
+def test_an_unknown_keyword_is_a_type_error_as_for_any_function():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'retries'"):
+        rawchat.Client(KEY, "https://api.test/v1", retries=3)
+
+
+def test_the_policies_are_resolved_once_with_their_defaults():
+    client = rawchat.Client(
+        KEY, "https://api.test/v1", max_retries=5, policies=Policies(breaker=True)
+    )
+    assert client.policies.retry == RetryPolicy(max_retries=5)
+    assert isinstance(client.policies.breaker, CircuitBreaker)
+    assert isinstance(client.policies.hooks, Hooks)
+
+
+def test_a_retry_policy_in_the_policies_wins_over_max_retries():
+    retry = RetryPolicy(max_retries=0)
+    client = rawchat.Client(
+        KEY, "https://api.test/v1", max_retries=5, policies=Policies(retry=retry)
+    )
+    assert client.policies.retry is retry
 
 
 def test_the_client_repr_hides_the_key():
@@ -338,14 +406,8 @@ def test_a_base_url_without_v1_gets_the_v1_hint(sim):
 
 
 def test_nothing_listening_is_a_connection_error_after_retries():
-    fake = FakeTime()
-    client = rawchat.Client(
-        KEY,
-        "http://127.0.0.1:9/v1",
-        sleep=fake.sleep,
-        clock=fake.clock,
-        random=lambda: 1.0,
-    )
+    fake = FakeTime(random=1.0)
+    client = rawchat.Client(KEY, "http://127.0.0.1:9/v1", clock=fake.clock)
     with pytest.raises(APIConnectionError) as caught:
         client.chat(HI, model="m")
     assert fake.slept == [0.5, 1.0]

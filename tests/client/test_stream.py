@@ -16,7 +16,9 @@ from rawchat.errors import (
     RateLimitError,
     StreamError,
 )
+from rawchat.policies import Fallback, Policies
 from rawchat.protocol.chat_stream import ChatStreamDecoder
+from rawchat.simulator import Simulator
 
 from ..conftest import KEY
 from ..feeds import FEEDS
@@ -181,7 +183,7 @@ SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: c
 
 
 def raw_client(server, **kwargs):
-    return rawchat.Client(KEY, server.base_url, sleep=lambda s: None, **kwargs)
+    return rawchat.Client(KEY, server.base_url, clock=rawchat.Clock(sleep=lambda s: None), **kwargs)
 
 
 def test_a_truncated_stream_raises_incomplete_with_the_partial_text():
@@ -221,20 +223,53 @@ def test_a_stream_cut_before_any_content_is_retried():
     assert stream.completion.retries_taken == 1
 
 
-def test_a_drop_after_content_reached_the_caller_is_not_retried():
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+def test_bad_messages_are_refused_when_the_stream_is_made_not_when_it_is_read(client, sim):
+    orphan = [{"role": "tool", "tool_call_id": "call_x", "content": "42"}]
+    with pytest.raises(rawchat.errors.InvalidRequestError, match="call_x"):
+        client.stream(orphan, model="gpt-4o-mini")
+    assert sim.request_count == 0
+
+
+def test_on_complete_gets_the_answer_once_the_stream_ends(client):
+    finished = []
+    with client.stream(HI, model="gpt-4o-mini", on_complete=finished.append) as stream:
+        assert finished == []
+        text = "".join(stream.text())
+    assert [(done.content, done.degraded) for done in finished] == [(text, False)]
+
+
+CHUNKED_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def chunks_then_a_cut(piece):
+    """A script: ``piece`` in one chunk, then a chunk that breaks off."""
+    return lambda conn, request: conn.sendall(
+        CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(piece), piece) + b"ff\r\ndata: cut"
     )
-    piece = delta("partial answer")
 
-    def script(conn, request):
-        conn.sendall(head + b"%x\r\n%s\r\n" % (len(piece), piece) + b"ff\r\ndata: cut")
 
-    with RawServer(script) as server:
+def test_a_stream_cut_before_any_content_falls_back_once_its_retries_are_spent(sim):
+    finished = []
+    policies = Policies(fallbacks=[Fallback(base_url=sim.base_url, api_key=KEY)])
+    with RawServer(chunks_then_a_cut(delta(role="assistant", content=""))) as server:
+        client = raw_client(server, max_retries=1, policies=policies)
+        with client.stream(HI, model="gpt-4o-mini", on_complete=finished.append) as stream:
+            text = "".join(stream.text())
+    assert len(server.requests) == 2 and sim.request_count == 1
+    assert text.startswith("Hello from the rawchat simulator.")
+    assert stream.completion.degraded and finished[0].degraded
+
+
+def test_a_drop_after_content_reached_the_caller_is_not_retried():
+    with RawServer(chunks_then_a_cut(delta("partial answer"))) as server, Simulator() as fallback:
+        policies = Policies(fallbacks=[Fallback(base_url=fallback.base_url, api_key=KEY)])
         seen = []
         with pytest.raises(APIConnectionError, match="broke off") as caught:
-            for text in raw_client(server).stream(HI, model="m").text():
+            for text in raw_client(server, policies=policies).stream(HI, model="m").text():
                 seen.append(text)
+        assert fallback.request_count == 0  # nor falls back: the caller has half an answer
     assert seen == ["partial answer"]
     assert len(server.requests) == 1
     assert caught.value.partial.content == "partial answer"

@@ -101,7 +101,11 @@ def test_a_read_inside_one_event_is_one_line():
 def test_a_failed_connection_ends_its_exchange_with_the_error():
     out = io.StringIO()
     client = rawchat.Client(
-        KEY, "http://127.0.0.1:9/v1", trace=TextTrace(out), max_retries=1, sleep=lambda s: None
+        KEY,
+        "http://127.0.0.1:9/v1",
+        trace=TextTrace(out),
+        max_retries=1,
+        clock=rawchat.Clock(sleep=lambda s: None),
     )
     with pytest.raises(APIConnectionError):
         client.chat(HI, model="m")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import rawchat
+from rawchat.policies import Policies
 from rawchat.policies.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -62,7 +63,7 @@ def test_an_open_circuit_fails_fast_without_a_request(sim):
         "sk-test-0123456789abcdef",
         sim.base_url,
         max_retries=0,
-        breaker=CircuitBreaker(min_calls=2, failure_rate=1.0, cooldown=60),
+        policies=Policies(breaker=CircuitBreaker(min_calls=2, failure_rate=1.0, cooldown=60)),
     )
     fault = {"X-Rawchat-Fault": "500*"}
     for _ in range(2):

@@ -6,6 +6,7 @@ import pytest
 
 import rawchat
 import rawchat.policies
+from rawchat.policies import Policies
 
 from ..conftest import KEY
 
@@ -15,7 +16,13 @@ def test_every_kind_of_event_reaches_its_handlers(sim):
     hooks = rawchat.policies.Hooks()
     for kind in ("request", "response", "retry", "error"):
         hooks.on(kind, lambda e: seen.append((e.kind, e.attempt, e.status)))
-    client = rawchat.Client(KEY, sim.base_url, hooks=hooks, max_retries=1, sleep=lambda s: None)
+    client = rawchat.Client(
+        KEY,
+        sim.base_url,
+        policies=Policies(hooks=hooks),
+        max_retries=1,
+        clock=rawchat.Clock(sleep=lambda s: None),
+    )
     with pytest.raises(rawchat.InternalServerError):
         client.chat(
             [{"role": "user", "content": "hi"}],
@@ -35,7 +42,7 @@ def test_every_kind_of_event_reaches_its_handlers(sim):
 def test_a_hook_that_raises_does_not_break_the_call(sim, caplog):
     hooks = rawchat.policies.Hooks()
     hooks.on("response", lambda e: 1 / 0)
-    client = rawchat.Client(KEY, sim.base_url, hooks=hooks)
+    client = rawchat.Client(KEY, sim.base_url, policies=Policies(hooks=hooks))
     assert (
         client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini").finish_reason
         == "stop"

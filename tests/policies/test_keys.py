@@ -8,6 +8,7 @@ import pytest
 
 import rawchat
 from rawchat.errors import AuthenticationError, ConfigError
+from rawchat.policies import Policies
 from rawchat.policies.keys import KeyPool, NoKeyAvailableError, parse_keys
 from rawchat.simulator import Simulator
 
@@ -108,10 +109,14 @@ def test_bad_key_lists_are_config_errors(text, message):
 
 def test_the_client_fails_over_to_the_next_key_when_one_is_revoked():
     with Simulator(api_keys=[B]) as sim:
-        client = rawchat.Client(base_url=sim.base_url, keys=[A, B], sleep=lambda s: None)
+        client = rawchat.Client(
+            base_url=sim.base_url,
+            policies=Policies(keys=[A, B]),
+            clock=rawchat.Clock(sleep=lambda s: None),
+        )
         done = client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
         assert done.retries_taken == 1
-        assert client.keys.status() == {"...aaaa": "refused (401)", "...bbbb": "active"}
+        assert client.policies.keys.status() == {"...aaaa": "refused (401)", "...bbbb": "active"}
         assert sim.requests_by_key == {"...aaaa": 1, "...bbbb": 1}
         client.chat([{"role": "user", "content": "again"}], model="gpt-4o-mini")
         assert sim.requests_by_key["...aaaa"] == 1  # never tried again
@@ -130,10 +135,9 @@ def test_a_429_storm_is_spread_across_keys_each_cooling_for_its_wait(sim):
     fake = FakeTime()
     client = rawchat.Client(
         base_url=sim.base_url,
-        keys=[A, B, C],
+        policies=Policies(keys=[A, B, C]),
         max_retries=3,
-        sleep=fake.sleep,
-        clock=lambda: fake.now,
+        clock=rawchat.Clock(sleep=fake.sleep, monotonic=lambda: fake.now),
     )
     fault = {"X-Rawchat-Fault": "429=2"}  # once per key
     done = client.chat(
@@ -146,7 +150,11 @@ def test_a_429_storm_is_spread_across_keys_each_cooling_for_its_wait(sim):
 
 def test_when_every_key_is_refused_the_last_error_says_so():
     with Simulator(api_keys=["sk-other-00000000zzzz"]) as sim:
-        client = rawchat.Client(base_url=sim.base_url, keys=[A, B], sleep=lambda s: None)
+        client = rawchat.Client(
+            base_url=sim.base_url,
+            policies=Policies(keys=[A, B]),
+            clock=rawchat.Clock(sleep=lambda s: None),
+        )
         with pytest.raises(AuthenticationError) as caught:
             client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
     assert "the key from the key pool (ending ...bbbb)" in caught.value.hint

@@ -6,6 +6,7 @@ import pytest
 
 import rawchat
 from rawchat.errors import PacingDeadlineError
+from rawchat.policies import Policies
 from rawchat.policies.pacing import Pacer, RetryBudget
 from rawchat.protocol.http import Headers
 from rawchat.protocol.ratelimit import TokenBucket, parse_duration
@@ -93,9 +94,8 @@ def test_the_client_paces_its_requests(client, sim):
     paced = rawchat.Client(
         "sk-test-0123456789abcdef",
         sim.base_url,
-        pacer=Pacer(60, burst=1),
-        sleep=slept.append,
-        clock=lambda: 0.0,
+        policies=Policies(pacer=Pacer(60, burst=1)),
+        clock=rawchat.Clock(sleep=slept.append, monotonic=lambda: 0.0),
     )
     for _ in range(3):
         paced.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
@@ -106,8 +106,8 @@ def test_the_client_retry_budget_turns_a_storm_into_fast_failures(sim):
     client = rawchat.Client(
         "sk-test-0123456789abcdef",
         sim.base_url,
-        retry_budget=RetryBudget(max_tokens=4),
-        sleep=lambda s: None,
+        policies=Policies(retry_budget=RetryBudget(max_tokens=4)),
+        clock=rawchat.Clock(sleep=lambda s: None),
     )
     fault = {"X-Rawchat-Fault": "503*"}
     attempts = []

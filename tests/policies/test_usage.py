@@ -8,6 +8,7 @@ import pytest
 
 import rawchat
 from rawchat.errors import BudgetExceededError
+from rawchat.policies import Policies
 from rawchat.policies.usage import PRICES, Price, UsageMeter, price_for
 from rawchat.protocol.completion import Usage
 
@@ -86,7 +87,7 @@ def test_each_record_is_logged_and_passed_to_the_hook(caplog):
 
 def test_a_token_budget_stops_a_request_before_it_is_sent(sim):
     meter = UsageMeter(budget_tokens=40)
-    client = rawchat.Client(KEY, sim.base_url, usage=meter)
+    client = rawchat.Client(KEY, sim.base_url, policies=Policies(usage=meter))
     client.chat(HI, model="gpt-4o-mini", max_tokens=5)
     with pytest.raises(BudgetExceededError, match="would pass the budget of 40"):
         client.chat(HI, model="gpt-4o-mini", max_tokens=20)
@@ -99,10 +100,10 @@ def test_a_dollar_budget_can_warn_instead():
         meter.check("gpt-4o", 1000, 100)
 
 
-def test_streams_are_metered_from_their_usage_chunk(client):
-    client.usage = UsageMeter()
+def test_streams_are_metered_from_their_usage_chunk(sim):
+    client = rawchat.Client(KEY, sim.base_url, policies=Policies(usage=UsageMeter()))
     with client.stream(HI, model="gpt-4o-mini") as stream:
         "".join(stream.text())
     client.chat(HI, model="gpt-4o-mini")
-    assert client.usage.total.requests == 2
-    assert client.usage.by_key["...cdef"].prompt_tokens == 16
+    assert client.policies.usage.total.requests == 2
+    assert client.policies.usage.by_key["...cdef"].prompt_tokens == 16

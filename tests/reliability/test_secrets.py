@@ -103,7 +103,12 @@ def test_every_fault_in_errors_traces_and_logs_keeps_the_canary_hidden(sim, faul
     out = io.StringIO()
     trace = MultiTrace([TextTrace(out), JSONLinesTrace(out)])
     client = rawchat.Client(
-        CANARY, sim.base_url, trace=trace, max_retries=1, sleep=lambda s: None, timeout=(2, 0.5)
+        CANARY,
+        sim.base_url,
+        trace=trace,
+        max_retries=1,
+        clock=rawchat.Clock(sleep=lambda s: None),
+        timeout=(2, 0.5),
     )
     texts = []
     with caplog.at_level(logging.DEBUG):
@@ -155,7 +160,7 @@ def test_requests_and_settings_reprs_and_curl_keep_it_hidden(sim):
         request.to_http(),
         request.to_curl(),
         request.to_curl(key_variable=None),
-        repr(client.keys),
+        repr(client.policies.keys),
         json.dumps(dict(request.headers.redacted())),
     ):
         assert SECRET not in text

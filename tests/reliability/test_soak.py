@@ -19,7 +19,7 @@ import rawchat
 from rawchat.cli.batch import run_batch
 from rawchat.simulator import Simulator
 
-from .matrix import sockets_open
+from .matrix import SHORT_SLEEPS, sockets_open
 
 REQUESTS = int(os.environ.get("RAWCHAT_SOAK", "400"))
 # A fault ending in * fires on every request that asks for it; the others once
@@ -71,7 +71,7 @@ def test_a_soak_loses_nothing_and_leaks_nothing(tmp_path):
             return one_call(client, number)
 
         clients = [rawchat.Client(f"sk-soak-{i:04d}-000000", sim.base_url, timeout=(2, 1), deadline=10,
-                                  sleep=lambda s: time.sleep(min(s, 0.01))) for i in range(8)]  # fmt: skip
+                                  clock=SHORT_SLEEPS) for i in range(8)]  # fmt: skip
         one_call(clients[0], 0)  # warm up pools and threads
         threads_before = threading.active_count()
         sockets_before = sockets_open() if os.path.isdir("/proc/self/fd") else None
@@ -131,7 +131,7 @@ def test_a_batch_with_faults_writes_each_line_exactly_once(tmp_path):
             "sk-soak-batch-0000",
             sim.base_url,
             model="gpt-4o-mini",
-            sleep=lambda s: None,
+            clock=rawchat.Clock(sleep=lambda s: None),
             default_headers={"X-Rawchat-Fault": rng.choice(["500", "drop", "429=0.01"])},
         )
         run_batch(client, str(source), str(out), workers=8)

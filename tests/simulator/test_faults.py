@@ -100,7 +100,10 @@ def slept():
 @pytest.fixture
 def faulty(sim, slept):
     client = rawchat.Client(
-        KEY, sim.base_url, sleep=slept.append, random=lambda: 0.5, timeout=(2, 2)
+        KEY,
+        sim.base_url,
+        clock=rawchat.Clock(sleep=slept.append, random=lambda: 0.5),
+        timeout=(2, 2),
     )
 
     def call(script, operation="chat", **params):
@@ -243,7 +246,7 @@ def test_server_wide_faults_apply_to_every_client():
     from rawchat.simulator import Simulator
 
     with Simulator(faults="503*2") as sim:
-        client = rawchat.Client(KEY, sim.base_url, sleep=lambda s: None)
+        client = rawchat.Client(KEY, sim.base_url, clock=rawchat.Clock(sleep=lambda s: None))
         assert client.chat(HI, model="gpt-4o-mini").retries_taken == 2
 
 
