@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 from typing import Callable, List
@@ -21,8 +22,9 @@ class RawServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
+        # A byte on this pair stops the accept loop at once, where a polling
+        # timeout would hold every test up until its next poll.
+        self._wake, self._waker = socket.socketpair()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
@@ -34,15 +36,19 @@ class RawServer:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
+        self._waker.send(b"x")
         self._thread.join(5)
-        self._sock.close()
+        for sock in (self._sock, self._wake, self._waker):
+            sock.close()
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            ready, _, _ = select.select([self._sock, self._wake], [], [])
+            if self._wake in ready:
+                return
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
+            except OSError:  # a connection reset before it was accepted
                 continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 

@@ -1,25 +1,30 @@
-"""Sending ``HTTPRequest`` values with ``requests``: the one module that does.
+"""One HTTP/1.1 exchange with ``requests``: the request out, the body back as it arrives.
 
-A ``requests.Session`` gives connection pooling (keep-alive), proxies from
-``HTTPS_PROXY``/``NO_PROXY`` and CA bundles from ``REQUESTS_CA_BUNDLE``, as
-corporate networks need; pass your own Session to control those yourself.
-What this module adds:
+HTTP/1.1 message framing is RFC 9112 (https://www.rfc-editor.org/rfc/rfc9112);
+``requests.Session.send`` does the sending, with its connection pool, proxies
+from ``HTTPS_PROXY``/``NO_PROXY`` and CA bundle from ``REQUESTS_CA_BUNDLE``
+(read on every request, as requests does); pass your own Session to control
+those yourself. This is the only module that imports ``requests``. It adds:
 
-* Every request has a connect and a read timeout (``requests`` has none).
-* Redirects are not followed: a 301 would turn the POST into a GET, and the
-  base URL should be fixed instead (the error says where it points).
-* Bodies are read with ``read1()``, which returns whatever has arrived, so
-  every byte is handed over as soon as it is here: a chunked body is
-  de-chunked by ``chunked.py`` (one piece per read, however many chunks it
-  holds), anything else comes as read (urllib3's ``read_chunked()`` serves
-  a gzip-encoded chunked body). ``iter_content(chunk_size=None)`` would
-  wait for EOF on a close-delimited body, any fixed chunk size waits for
-  that many bytes, and requests' text decoding would read an SSE body
-  without a charset as ISO-8859-1. Bytes go to the SSE parser undecoded.
-* A session the transport made itself is driven at the adapter, below
-  ``Session.send()`` (see ``Transport.open``).
-* ``requests``/``urllib3`` exceptions become ``APIConnectionError`` or
-  ``APITimeoutError``, chained, also when they happen mid-stream.
+* a connect and a read timeout on every request (``requests`` has none);
+* no redirects: a 301 would turn the POST into a GET; the base URL should be
+  fixed instead (the error says where it points);
+* a ``~/.netrc`` entry for the host never replaces the Bearer key;
+* the body handed over piece by piece as it arrives, never decoded to text
+  (requests would read an SSE body without a charset as ISO-8859-1): a
+  chunked body with urllib3's ``read_chunked()``, one piece per chunk;
+  anything else with ``read1()`` (urllib3 2.1 and later), which returns
+  whatever has arrived; where neither is available, with ``iter_content()``;
+* ``requests``/``urllib3``/socket exceptions turned into ``APIConnectionError``
+  or ``APITimeoutError``, chained, also when they happen mid-stream.
+
+A limitation of urllib3 1.x and 2.0, which have no ``read1()``: a
+close-delimited body (no Content-Length, no chunking, as some proxies and
+HTTP/1.0 servers send) is handed over 64 KiB at a time or at EOF: the first
+delta of such a stream waits for the whole answer (or its first 64 KiB), and
+``read()`` checks its deadline and size limit only as those pieces come.
+Chunked bodies, which every known provider sends, come chunk by chunk on
+every urllib3.
 """
 
 from __future__ import annotations
@@ -28,15 +33,12 @@ import contextlib
 import http.client
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.hooks import default_hooks
-from requests.structures import CaseInsensitiveDict
-from requests.utils import requote_uri
 
 from ..errors import (
     APIConnectionError,
@@ -45,7 +47,6 @@ from ..errors import (
     InvalidResponseError,
     RawchatError,
 )
-from ..protocol.chunked import ChunkedDecoder
 from ..protocol.http import Headers, HTTPRequest, HTTPResponse
 from ..protocol.settings import Timeout
 
@@ -56,6 +57,88 @@ __all__ = ["StreamingResponse", "Transport", "ca_bundle", "proxy_for"]
 
 _READ_SIZE = 65536
 MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class Transport:
+    """Sends requests over one pooled ``requests.Session``.
+
+    ``pool_maxsize`` bounds the connections kept per host, which is the
+    useful concurrency when threads share one client.
+    """
+
+    def __init__(
+        self,
+        session: Optional[requests.Session] = None,
+        *,
+        pool_connections: int = 10,
+        pool_maxsize: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+        trace: Optional[Trace] = None,
+    ) -> None:
+        #: Where to report each exchange (see ``trace.py``); None for no trace.
+        self.trace = trace
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # No retries down here: retry.py decides, and counts.
+            adapter = HTTPAdapter(pool_connections, pool_maxsize, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+        self._clock = clock
+
+    def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
+        """Send the request and return once the response headers are in.
+
+        What ``Session.request()`` does, in two steps, so that a trace can
+        show the headers exactly as sent (requests adds its own defaults).
+        """
+        started = self._clock()
+        session = self.session
+        with _translated(request, timeout):
+            prepared = session.prepare_request(
+                requests.Request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers.items()),
+                    data=request.body or None,
+                    # requests takes a login from ~/.netrc when a request has
+                    # no auth, and it would replace the Bearer key: an auth
+                    # that leaves the request as it is stops that.
+                    auth=None if session.auth else _as_given,
+                )
+            )
+        exchange = self.trace.start(request, list(prepared.headers.items())) if self.trace else None
+        try:
+            with _translated(request, timeout):
+                # The environment (proxies, CA bundle) is read on every
+                # request, as Session.request() does.
+                settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+                response = session.send(
+                    prepared,
+                    timeout=(timeout.connect, timeout.read),
+                    allow_redirects=False,
+                    **settings,
+                )
+        except RawchatError as exc:
+            if exchange is not None:
+                exchange.end(exc)
+            raise
+        return StreamingResponse(response, request, started, exchange)
+
+    def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
+        """Send the request and read the whole response."""
+        source = self.open(request, timeout)
+        body = source.read()
+        return source.response(body, self._clock() - source.started)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+
+def _as_given(prepared: requests.PreparedRequest) -> requests.PreparedRequest:
+    return prepared
 
 
 class StreamingResponse:
@@ -86,11 +169,10 @@ class StreamingResponse:
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body, each piece as soon as it has arrived."""
-        if self._exchange is None:  # untraced: one generator fewer per piece
-            return self._pieces()
-        return self._traced(self._exchange)
-
-    def _traced(self, exchange: Exchange) -> Iterator[bytes]:
+        exchange = self._exchange
+        if exchange is None:
+            yield from self._pieces()
+            return
         try:
             for piece in self._pieces():
                 exchange.body(piece)
@@ -101,69 +183,22 @@ class StreamingResponse:
         exchange.end()
 
     def _pieces(self) -> Iterator[bytes]:
-        raw = self._response.raw
+        response, raw = self._response, self._response.raw
         with _translated(self.request, reading_body=True):
-            fp = getattr(raw, "_fp", None)
-            if (
-                raw.chunked
-                and isinstance(fp, http.client.HTTPResponse)
-                and fp.chunk_left is None  # nothing of the body read yet
-                and hasattr(fp.fp, "read1")
-                and "content-encoding" not in self.headers
-            ):
-                yield from self._read_chunked(raw, fp)
-            elif raw.chunked and getattr(raw, "supports_chunked_reads", bool)():
-                for piece in raw.read_chunked(None, decode_content=True):
-                    if piece:
-                        yield piece
-            elif hasattr(raw, "read1"):  # urllib3 >= 2
-                while True:
-                    # requests leaves decode_content off; gzip bodies need it on.
-                    piece = raw.read1(_READ_SIZE, decode_content=True)
-                    if not piece:
-                        break
-                    yield piece
+            if response.is_redirect:
+                # Session.send reads a redirect's body even when it does not
+                # follow it; requests keeps it in .content.
+                pieces: Iterator[bytes] = iter([response.content])
+            elif raw.chunked and raw.supports_chunked_reads():
+                pieces = raw.read_chunked(decode_content=True)
+            elif hasattr(raw, "read1"):  # urllib3 2.1 and later
+                pieces = iter(lambda: raw.read1(_READ_SIZE, decode_content=True), b"")
             else:
-                yield from self._iter_bytes_urllib3_v1(raw)
-
-    def _read_chunked(self, raw: Any, response: http.client.HTTPResponse) -> Iterator[bytes]:
-        # Whatever the socket has, de-chunked here (see chunked.py): one piece
-        # per read, however many chunks it holds, where urllib3 would hand
-        # over one chunk per call.
-        decoder = ChunkedDecoder()
-        read1 = response.fp.read1
-        while not decoder.done:
-            data = read1(_READ_SIZE)
-            if not data:
-                raise _broken(self.request, "the connection closed before the last chunk")
-            try:
-                body = decoder.feed(data)
-            except APIConnectionError as exc:
-                raise _broken(self.request, exc.message) from exc
-            if body:
-                yield body
-        if not decoder.unused:
-            # What http.client and urllib3 do at the end of a chunked body:
-            # close the response (not the socket) and return the connection
-            # to the pool. With stray bytes after the body it is not reused:
-            # close() will drop it instead.
-            response.close()
-            raw.release_conn()
-
-    def _iter_bytes_urllib3_v1(self, raw: urllib3.HTTPResponse) -> Iterator[bytes]:
-        # urllib3 1.x has no read1() and its stream() holds a close-delimited
-        # body until EOF. Underneath sits http.client's response, whose
-        # read1() returns what has arrived; usable when there is no
-        # Content-Encoding for urllib3 to undo.
-        fp = getattr(raw, "_fp", None)
-        if fp is None or not hasattr(fp, "read1") or "content-encoding" in self.headers:
-            yield from self._response.iter_content(chunk_size=None)
-            return
-        while True:
-            piece = fp.read1(_READ_SIZE)
-            if not piece:
-                break
-            yield piece
+                # A size, not None: None would hold the whole body in memory.
+                pieces = response.iter_content(chunk_size=_READ_SIZE)
+            for piece in pieces:
+                if piece:
+                    yield piece
 
     def read(
         self,
@@ -219,152 +254,6 @@ class StreamingResponse:
         )
 
 
-class Transport:
-    """Sends requests over one pooled ``requests.Session``.
-
-    ``pool_maxsize`` bounds the connections kept per host, which is the
-    useful concurrency when threads share one client.
-    """
-
-    def __init__(
-        self,
-        session: Optional[requests.Session] = None,
-        *,
-        pool_connections: int = 10,
-        pool_maxsize: int = 10,
-        clock: Callable[[], float] = time.monotonic,
-        trace: Optional[Trace] = None,
-    ) -> None:
-        #: Where to report each exchange (see ``trace.py``); None for no trace.
-        self.trace = trace
-        self._owns_session = session is None
-        if session is None:
-            session = requests.Session()
-            # No retries down here: retry.py decides, and counts.
-            adapter = HTTPAdapter(
-                pool_connections=pool_connections,
-                pool_maxsize=pool_maxsize,
-                max_retries=0,
-            )
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        self.session = session
-        self._clock = clock
-        self._settings_cache: Dict[Tuple[str, str], Dict[str, Any]] = {}
-
-    def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
-        """Send the request and return once the response headers are in.
-
-        What ``Session.request()`` does, in two steps, so that a trace can
-        show the headers exactly as sent (requests adds its own defaults).
-        A session the transport made itself is driven one level down: the
-        request is prepared here and handed straight to its adapter. The
-        Session machinery in between (cookie jars, auth hooks, a look for
-        ``~/.netrc`` on every request) cost a third of a request's time, and
-        an API client with a Bearer key needs none of it. A session passed in,
-        or ours once given cookies, auth, params or hooks, goes through all of
-        it, except that ``~/.netrc`` never replaces the Bearer header, as
-        requests would let it.
-        """
-        started = self._clock()
-        session = self.session
-        direct = self._owns_session and request.url.isascii() and _plain(session)
-        with _translated(request, timeout):
-            prepared = self._prepare(request) if direct else self._prepare_in_session(request)
-        exchange = None
-        if self.trace is not None:
-            exchange = self.trace.start(request, list(prepared.headers.items()))
-        try:
-            with _translated(request, timeout):
-                settings = self._environment(prepared.url)
-                if direct:
-                    response = session.get_adapter(prepared.url).send(
-                        prepared, timeout=(timeout.connect, timeout.read), **settings
-                    )
-                else:
-                    response = session.send(
-                        prepared,
-                        timeout=(timeout.connect, timeout.read),
-                        allow_redirects=False,
-                        **settings,
-                    )
-        except RawchatError as exc:
-            if exchange is not None:
-                exchange.end(exc)
-            raise
-        return StreamingResponse(response, request, started, exchange)
-
-    def _prepare(self, request: HTTPRequest) -> requests.PreparedRequest:
-        """The bytes-to-be for the adapter, as ``PreparedRequest.prepare()`` makes them.
-
-        Only ASCII URLs come here, so there is no host to IDNA-encode; what
-        needs percent-encoding (a space in an Azure deployment name) is
-        encoded as requests would; the headers are the session's defaults
-        with ours on top; the length is set by requests' own step for it.
-        """
-        prepared = requests.PreparedRequest()
-        prepared.method = request.method
-        prepared.url = requote_uri(request.url)
-        prepared.headers = CaseInsensitiveDict(self.session.headers)
-        prepared.headers.update(request.headers.items())
-        prepared.body = request.body or None
-        prepared.prepare_content_length(prepared.body)
-        prepared.hooks = default_hooks()
-        return prepared
-
-    def _prepare_in_session(self, request: HTTPRequest) -> requests.PreparedRequest:
-        return self.session.prepare_request(
-            requests.Request(
-                request.method,
-                request.url,
-                headers=dict(request.headers.items()),
-                data=request.body or None,
-                # An auth of our own, which changes nothing, keeps requests from
-                # taking one from ~/.netrc that would overwrite the Bearer key.
-                auth=None if self.session.auth else _headers_as_given,
-            )
-        )
-
-    def _environment(self, url: str) -> Dict[str, Any]:
-        """Proxies and CA bundle for ``url`` from the environment, as requests reads them.
-
-        Read once per scheme and host: scanning the environment on every
-        request cost more than the rest of a request's preparation. Start a
-        new client to pick up changed variables.
-        """
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        settings = self._settings_cache.get(key)
-        if settings is None:
-            settings = self.session.merge_environment_settings(url, {}, True, None, None)
-            self._settings_cache[key] = settings
-        return settings
-
-    def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
-        """Send the request and read the whole response."""
-        source = self.open(request, timeout)
-        body = source.read()
-        return source.response(body, self._clock() - source.started)
-
-    def close(self) -> None:
-        if self._owns_session:
-            self.session.close()
-
-
-def _plain(session: requests.Session) -> bool:
-    """Whether the session adds nothing that only ``Session.send()`` would apply."""
-    return (
-        session.auth is None
-        and not session.params
-        and not session.cookies
-        and not any(session.hooks.values())
-    )
-
-
-def _headers_as_given(prepared: requests.PreparedRequest) -> requests.PreparedRequest:
-    return prepared
-
-
 def ca_bundle() -> str:
     """The CA certificates ``requests`` verifies TLS with, as a file path."""
     settings = requests.Session().merge_environment_settings("https://x", {}, False, None, None)
@@ -378,42 +267,40 @@ def proxy_for(url: str) -> Optional[str]:
     return requests.utils.select_proxy(url, proxies)
 
 
+# Exceptions from below, in rawchat's words, the original chained: first match wins.
+
+_BELOW = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)  # requests': OSError
+_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
+_BROKEN = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.DecodeError,
+    http.client.HTTPException,
+)
+
+
 @contextlib.contextmanager
 def _translated(
     request: HTTPRequest, timeout: Optional[Timeout] = None, *, reading_body: bool = False
 ) -> Iterator[None]:
-    """Turn ``requests``/``urllib3``/socket exceptions into rawchat's, chained.
-
-    ``reading_body``: the response has begun, so a failure that is not a
-    timeout is a response that broke off, not a connection that failed.
-    """
+    """``reading_body``: the response has begun, so a failure that is not a
+    timeout is a response that broke off, not a connection that failed."""
     try:
         yield
-    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except _BELOW as exc:
         raise _translate(exc, request, timeout, reading_body) from exc
-    except http.client.HTTPException as exc:
-        if not reading_body:
-            raise
-        raise _broken(request, _reason(exc)) from exc
-
-
-def _broken(request: HTTPRequest, reason: str) -> APIConnectionError:
-    return APIConnectionError(
-        f"the response from {urlsplit(request.url).netloc} broke off or was malformed: {reason}",
-        hint="the connection dropped mid-response (server restart, proxy "
-        "timeout, or a network blip); retrying usually works",
-    )
 
 
 def _translate(
-    exc: BaseException,
-    request: HTTPRequest,
-    timeout: Optional[Timeout],
-    reading_body: bool = False,
+    exc: BaseException, request: HTTPRequest, timeout: Optional[Timeout], reading_body: bool
 ) -> Exception:
-    host = urlsplit(request.url).netloc
-    inner = _innermost(exc)
+    host, inner = urlsplit(request.url).netloc, _innermost(exc)
+    reason = str(inner) or type(inner).__name__
+    reason = reason if len(reason) < 300 else reason[:300] + "..."
     errors = requests.exceptions
+    if isinstance(exc, (errors.InvalidURL, errors.MissingSchema, errors.InvalidSchema)):
+        return ConfigError(f"cannot send to {request.url!r}: {exc}")
     if isinstance(exc, (errors.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         after = f" after {timeout.connect:g} s" if timeout else ""
         return APITimeoutError(
@@ -421,10 +308,8 @@ def _translate(
             hint="the host did not answer: check the base URL, your network, and "
             "HTTPS_PROXY if you are behind a proxy",
         )
-    # requests reports a read timeout met mid-body as a plain ConnectionError,
-    # so the innermost exception decides.
-    timeouts = (errors.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
-    if isinstance(exc, timeouts) or isinstance(inner, timeouts):
+    # requests reports a read timeout met mid-body as a plain ConnectionError.
+    if isinstance(exc, _TIMEOUTS) or isinstance(inner, _TIMEOUTS):
         after = f" in {timeout.read:g} s" if timeout else ""
         return APITimeoutError(
             f"{host} sent nothing{after} (read timeout)",
@@ -433,29 +318,24 @@ def _translate(
         )
     if isinstance(exc, errors.SSLError):
         return APIConnectionError(
-            f"TLS with {host} failed: {_reason(inner)}",
+            f"TLS with {host} failed: {reason}",
             hint="behind a corporate proxy that inspects TLS, point "
             "REQUESTS_CA_BUNDLE at your company's CA bundle (PEM)",
         )
     if isinstance(exc, errors.ProxyError):
         return APIConnectionError(
-            f"the proxy refused or failed the connection to {host}: {_reason(inner)}",
+            f"the proxy refused or failed the connection to {host}: {reason}",
             hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (local servers usually "
             "belong in NO_PROXY)",
         )
-    if isinstance(exc, (errors.InvalidURL, errors.MissingSchema, errors.InvalidSchema)):
-        return ConfigError(f"cannot send to {request.url!r}: {exc}")
-    broken = (
-        errors.ChunkedEncodingError,
-        errors.ContentDecodingError,
-        urllib3.exceptions.ProtocolError,
-        urllib3.exceptions.DecodeError,
-        http.client.IncompleteRead,
-    )
-    if reading_body or isinstance(exc, broken) or isinstance(inner, http.client.IncompleteRead):
-        return _broken(request, _reason(inner))
+    if reading_body or isinstance(exc, _BROKEN) or isinstance(inner, http.client.IncompleteRead):
+        return APIConnectionError(
+            f"the response from {host} broke off or was malformed: {reason}",
+            hint="the connection dropped mid-response (server restart, proxy "
+            "timeout, or a network blip); retrying usually works",
+        )
     return APIConnectionError(
-        f"could not connect to {host}: {_reason(inner)}",
+        f"could not connect to {host}: {reason}",
         hint="is the server running, the base URL right, and the network (or "
         "HTTPS_PROXY) letting you through?",
     )
@@ -471,8 +351,3 @@ def _innermost(exc: BaseException) -> BaseException:
             return exc
         seen.add(id(inner))
         exc = inner
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:300] + "..."

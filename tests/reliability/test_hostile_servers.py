@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 
 import pytest
+import urllib3
 
 import rawchat
 from rawchat.errors import (
@@ -29,23 +31,36 @@ def client_for(server, **kwargs):
 
 
 def within(seconds, function):
+    """Run ``function``, which should end after about ``seconds`` (a deadline or a timeout).
+
+    A liveness check, not a measurement: 5 s of slack keeps it true on a busy
+    machine, and each server below misbehaves for far longer than that.
+    """
     started = time.monotonic()
     try:
         function()
     finally:
-        assert time.monotonic() - started < seconds
+        assert time.monotonic() - started < seconds + 5
 
 
+#: urllib3 before 2.1 hands a close-delimited body over 64 KiB at a time (see transport.py).
+close_delimited_in_pieces = pytest.mark.skipif(
+    not hasattr(urllib3.HTTPResponse, "read1"),
+    reason="urllib3 before 2.1 reads a close-delimited body 64 KiB at a time",
+)
+
+
+@close_delimited_in_pieces
 def test_a_body_with_no_length_that_never_ends_stops_at_the_deadline():
     def script(conn, request):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{")
-        for _ in range(40):  # a byte every 0.1 s: never silent long enough for the read timeout
+        for _ in range(600):  # a byte every 0.1 s: never silent long enough for the read timeout
             time.sleep(0.1)
             conn.sendall(b" ")
 
     with RawServer(script) as server:
         with pytest.raises(APITimeoutError, match="still arriving at the deadline"):
-            within(2.5, lambda: client_for(server, deadline=1.0).chat(HI, model="m"))
+            within(1.0, lambda: client_for(server, deadline=1.0).chat(HI, model="m"))
 
 
 def test_a_bad_chunk_size_is_a_connection_error():
@@ -56,17 +71,20 @@ def test_a_bad_chunk_size_is_a_connection_error():
 
     with RawServer(script) as server:
         with pytest.raises(APIConnectionError):
-            within(2, lambda: client_for(server).stream(HI, model="m").completion)
+            within(0.3, lambda: client_for(server).stream(HI, model="m").completion)
 
 
 def test_a_header_block_that_never_finishes_ends_at_the_read_timeout():
+    release = threading.Event()
+
     def script(conn, request):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
-        time.sleep(3)
+        release.wait(60)
 
     with RawServer(script) as server:
         with pytest.raises(APITimeoutError):
-            within(2, lambda: client_for(server).chat(HI, model="m"))
+            within(0.3, lambda: client_for(server).chat(HI, model="m"))
+        release.set()
 
 
 def test_an_html_200_on_a_stream_is_a_typed_error():
@@ -126,15 +144,16 @@ def test_a_ten_megabyte_sse_line_is_refused_not_buffered():
             within(5, lambda: client_for(server).stream(HI, model="m").completion)
 
 
+@close_delimited_in_pieces
 def test_keep_alive_comments_forever_end_at_the_deadline():
     def script(conn, request):
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
         )
-        for _ in range(100):
+        for _ in range(1200):  # a minute of them, unless the client hangs up
             conn.sendall(b": keep-alive\n\n")
             time.sleep(0.05)
 
     with RawServer(script) as server:
         with pytest.raises(APITimeoutError, match="deadline"):
-            within(2.5, lambda: client_for(server, deadline=1.0).stream(HI, model="m").completion)
+            within(1.0, lambda: client_for(server, deadline=1.0).stream(HI, model="m").completion)
