@@ -412,3 +412,26 @@ def test_nothing_listening_is_a_connection_error_after_retries():
         client.chat(HI, model="m")
     assert fake.slept == [0.5, 1.0]
     assert not isinstance(caught.value, APITimeoutError)
+
+
+def test_a_capitalised_retry_after_from_a_gateway_is_honoured(sim):
+    # The simulator's slow-down fault sends "Retry-After: 3" and "X-Should-Retry"
+    # as gateways write them, with no retry-after-ms to fall back on.
+    fake = FakeTime()
+    with rawchat.Client(KEY, sim.base_url, clock=fake.clock) as client:
+        done = client.chat(
+            HI, model="gpt-4o-mini", extra_headers={"X-Rawchat-Fault": "slow-down=3"}
+        )
+    assert fake.slept == [3.0]
+    assert done.retries_taken == 1
+
+
+def test_a_server_wait_longer_than_the_cap_is_raised_at_once_with_the_wait(sim):
+    fake = FakeTime()
+    with rawchat.Client(KEY, sim.base_url, clock=fake.clock) as client:
+        with pytest.raises(rawchat.RateLimitError) as caught:
+            client.chat(
+                HI, model="gpt-4o-mini", extra_headers={"X-Rawchat-Fault": "slow-down=86400"}
+            )
+    assert fake.slept == []
+    assert caught.value.retry_after == 86400.0
