@@ -1,6 +1,7 @@
 """``rawchat batch``: many chat requests in parallel, results in input order, resumable.
 
-Input is JSON lines, one request a line::
+Input is JSON lines (UTF-8, lines separated by ``\n``, a ``\r`` before it
+ignored), one request a line::
 
     {"id": "q1", "prompt": "What is SSE?"}
     {"id": "q2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
@@ -15,7 +16,9 @@ Workers share one client, so its key pool, pacer, breaker and retry budget
 govern them all. Results are written in input order as soon as each next
 one is ready, and flushed, so after a crash the output holds a prefix of
 the results: a rerun counts the complete lines, truncates a half-written
-one, and carries on from there, repeating nothing that finished.
+one, and carries on from there, repeating nothing that finished. Ctrl-C
+stops sending new requests, waits for the ones already sent, and writes
+their answers (they are paid for) before it returns.
 """
 
 from __future__ import annotations
@@ -25,12 +28,24 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from ..client.client import Client
-from ..errors import APIStatusError, RawchatError
+from ..errors import APIStatusError, ConfigError, RawchatError
 
-__all__ = ["BatchSummary", "run_batch"]
+__all__ = ["INPUT_FORMAT", "BatchSummary", "run_batch"]
+
+INPUT_FORMAT = """\
+input: one JSON object a line (UTF-8), for example
+  {"id": "q1", "prompt": "What is SSE?"}
+  {"id": "q2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
+  id        copied to the result, to match answers to questions (optional)
+  prompt    a shortcut for one user message
+  messages  the chat messages (instead of prompt)
+  model     the model for this line (default: --model)
+  any other key is a request parameter (max_tokens, temperature, ...)
+output: one JSON object a line, in input order: "ok" true with the answer,
+or false with a typed "error"; a rerun resumes after the last complete line"""
 
 
 @dataclass(frozen=True)
@@ -38,8 +53,9 @@ class BatchSummary:
     total: int
     skipped: int  # already done in an earlier run
     done: int
-    errors: int
+    errors: int  # failed lines in the whole output, earlier runs' included
     seconds: float
+    interrupted: bool = False  # Ctrl-C: the output holds skipped + done lines
 
 
 def run_batch(
@@ -53,12 +69,11 @@ def run_batch(
     clock: Callable[[], float] = time.monotonic,
 ) -> BatchSummary:
     """Answer every line of ``in_path`` into ``out_path``; resume if it exists."""
-    with open(in_path, encoding="utf-8") as source:
-        lines = source.read().splitlines()
-    skipped = _resume_point(out_path)
+    lines = _read_lines(in_path)
+    skipped, errors = _resume_point(out_path)
     started = clock()
-    errors = 0
     done = 0
+    interrupted = False
     window = max(1, workers) * 4  # lines in flight at once, bounded
     pending: Dict[int, Future] = {}
 
@@ -77,39 +92,94 @@ def run_batch(
             progress.write(text + "\n")
         progress.flush()
 
-    with open(out_path, "a", encoding="utf-8") as out, ThreadPoolExecutor(max(1, workers)) as pool:
-        next_line = skipped
+    try:
+        out = open(out_path, "a", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out_path}: {exc.strerror}") from exc
+
+    def write(result: Dict[str, Any]) -> None:
+        nonlocal done, errors
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.flush()
+        done += 1
+        errors += 0 if result["ok"] else 1
+
+    pool = ThreadPoolExecutor(max(1, workers))
+    next_line = skipped
+    try:
         for index in range(skipped, len(lines)):
             pending[index] = pool.submit(_answer, client, index + 1, lines[index], model)
             while len(pending) >= window or (index == len(lines) - 1 and pending):
-                result = pending.pop(next_line).result()
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                out.flush()
-                done += 1
-                errors += 0 if result["ok"] else 1
+                write(pending.pop(next_line).result())
                 next_line += 1
                 report()
-    report(final=True)
-    return BatchSummary(len(lines), skipped, done, errors, clock() - started)
-
-
-def _resume_point(out_path: str) -> int:
-    """How many results ``out_path`` already holds; a torn last line is cut off."""
-    if not os.path.exists(out_path):
-        return 0
-    with open(out_path, "rb+") as out:
-        data = out.read()
-        complete = data.rfind(b"\n") + 1
-        if complete < len(data):
-            out.truncate(complete)
-    count = 0
-    for line in data[:complete].splitlines():
+    except KeyboardInterrupt:
+        interrupted = True
+        # Requests not yet sent are dropped; those on the wire are paid for,
+        # so their answers are awaited and written, in order, up to the
+        # first dropped line. A second Ctrl-C keeps only what has arrived.
+        for future in pending.values():
+            future.cancel()
         try:
-            json.loads(line)
+            while next_line in pending and not pending[next_line].cancelled():
+                write(pending.pop(next_line).result())
+                next_line += 1
+        except KeyboardInterrupt:
+            while next_line in pending and pending[next_line].done():
+                future = pending.pop(next_line)
+                if future.cancelled():
+                    break
+                write(future.result())
+                next_line += 1
+    finally:
+        pool.shutdown(wait=not interrupted)
+        out.close()
+    report(final=True)
+    return BatchSummary(len(lines), skipped, done, errors, clock() - started, interrupted)
+
+
+def _read_lines(in_path: str) -> List[str]:
+    """The input's lines: split on ``\n`` only, since JSON text may hold U+2028,
+    U+0085 or a form feed, which ``str.splitlines`` would also break on."""
+    try:
+        with open(in_path, "rb") as source:
+            data = source.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {in_path}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{in_path} is not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
+        ) from exc
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _resume_point(out_path: str) -> Tuple[int, int]:
+    """How many results ``out_path`` already holds, and how many of them are
+    failures; a torn last line is cut off."""
+    if not os.path.exists(out_path):
+        return 0, 0
+    try:
+        with open(out_path, "rb+") as out:
+            data = out.read()
+            complete = data.rfind(b"\n") + 1
+            if complete < len(data):
+                out.truncate(complete)
+    except OSError as exc:
+        raise ConfigError(f"cannot resume {out_path}: {exc.strerror}") from exc
+    count = errors = 0
+    for line in data[:complete].split(b"\n")[:-1]:
+        try:
+            result = json.loads(line)
         except ValueError:
             break
         count += 1
-    return count
+        errors += 0 if isinstance(result, dict) and result.get("ok") else 1
+    return count, errors
 
 
 def _answer(client: Client, number: int, line: str, model: Optional[str]) -> Dict[str, Any]:

@@ -37,15 +37,19 @@ def request_params(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 class Style:
-    """Terminal colours: only on a TTY, never with ``NO_COLOR`` or ``TERM=dumb``."""
+    """Terminal colours: only on a TTY, never with ``NO_COLOR`` or ``TERM=dumb``.
+
+    ``NO_COLOR`` (https://no-color.org) is the user's standing choice, so it
+    wins over ``--color always`` too; ``always`` still overrides ``TERM``
+    and a pipe.
+    """
 
     def __init__(self, stream: IO[str], mode: str = "auto") -> None:
-        if mode == "auto":
+        if "NO_COLOR" in os.environ:
+            self.enabled = False
+        elif mode == "auto":
             self.enabled = (
-                hasattr(stream, "isatty")
-                and stream.isatty()
-                and "NO_COLOR" not in os.environ
-                and os.environ.get("TERM") != "dumb"
+                hasattr(stream, "isatty") and stream.isatty() and os.environ.get("TERM") != "dumb"
             )
         else:
             self.enabled = mode == "always"

@@ -10,15 +10,18 @@
     rawchat batch in.jsonl out.jsonl   many requests in parallel, resumable
     rawchat demo                       a guided tour against the simulator
 
-``--trace`` (any command) prints every exchange to stderr: the request with
-its key redacted, the response head, and each raw body piece with its time.
+Global options (``--trace``, ``--profile`` ...) go before or after the
+command. ``--trace`` prints every exchange to stderr: the request with its
+key redacted, the response head, and each raw body piece with its time.
 
-With no API key and no base URL configured, ``ask``, ``chat`` and ``demo``
-answer from an in-process simulator and say so on stderr.
+With no API key and no base URL configured, ``ask``, ``chat``, ``models``,
+``batch`` and ``demo`` answer from an in-process simulator and say so on
+stderr; ``--profile simulator`` asks for it outright.
 
 Exit codes: 0 success, 1 the API answered with an error or a broken stream
 (or ``replay``/``doctor`` found a fault), 2 usage or configuration error,
-3 network error or timeout, 130 interrupted.
+3 network error or timeout, 130 interrupted; a closed stdout (``| head``)
+ends the command quietly with 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -62,6 +66,7 @@ __all__ = [
 
 
 SIMULATOR_KEY = "sk-rawchat-simulator"
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a killed writer
 
 EXAMPLES = """\
 examples:
@@ -73,6 +78,9 @@ examples:
   rawchat doctor --model gpt-4o-mini
   curl -sN ... > capture.sse && rawchat replay capture.sse
   rawchat serve --port 8765 --fault "429*2"
+
+colour: --color auto (the default) colours a terminal only; NO_COLOR set in
+the environment turns colour off, even with --color always.
 """
 
 
@@ -110,6 +118,19 @@ COMMAND_EXAMPLES = {
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``rawchat ask hi | head -c 10``). Python would
+        # report the failed flush at exit, so stdout is pointed at devnull.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
@@ -127,17 +148,74 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ConfigError, InvalidRequestError) as exc:
-        print_error(exc, args.style)
+        print_error(_for_the_command_line(exc), args.style)
         return EXIT_USAGE
     except APIConnectionError as exc:
-        print_error(exc, args.style)
+        print_error(_for_the_command_line(exc), args.style)
         return EXIT_NETWORK
     except RawchatError as exc:
-        print_error(exc, args.style)
+        print_error(_for_the_command_line(exc), args.style)
         return EXIT_API
     finally:
         if args.trace is not None:
             args.trace.close()
+
+
+def _for_the_command_line(exc: RawchatError) -> RawchatError:
+    """``exc`` with a hint that names the command's options, not the Python API's."""
+    exc.hint = re.sub(r"pass api_key=\.\.\.", "choose a provider with --profile NAME", exc.hint)
+    return exc
+
+
+def _global_options(parser: Any, default: Any = None) -> None:
+    """The options every command takes; ``default=SUPPRESS`` on a command's
+    copy keeps it from overwriting a value given before the command."""
+
+    def given(value: Any) -> Any:
+        return value if default is None else default
+
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=given(None),
+        help="provider defaults (base URL, key variable); simulator: the built-in one",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=given(None),
+        help="API base URL (default: OPENAI_BASE_URL or the profile's)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=given(None), help="read timeout in seconds (default 600)"
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=given(2),
+        help="retries after 429, 5xx, network errors (2)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", default=given(False), help="print every exchange to stderr"
+    )
+    parser.add_argument(
+        "--trace-file", metavar="PATH", default=given(None), help="write the trace as JSON lines"
+    )
+    parser.add_argument(
+        "--har", metavar="PATH", default=given(None), help="write the exchanges as a HAR 1.2 file"
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default=given("auto"),
+        help="colour output (auto; NO_COLOR set turns it off, even with always)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=given(0),
+        help="log retries (-v), requests (-vv)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,34 +227,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"rawchat {__version__}")
-    parser.add_argument(
-        "--profile", choices=sorted(PROFILES), help="provider defaults (base URL, key variable)"
-    )
-    parser.add_argument(
-        "--base-url", help="API base URL (default: OPENAI_BASE_URL or the profile's)"
-    )
-    parser.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
-    parser.add_argument(
-        "--max-retries", type=int, default=2, help="retries after 429, 5xx, network errors (2)"
-    )
-    parser.add_argument("--trace", action="store_true", help="print every exchange to stderr")
-    parser.add_argument("--trace-file", metavar="PATH", help="write the trace as JSON lines")
-    parser.add_argument("--har", metavar="PATH", help="write the exchanges as a HAR 1.2 file")
-    parser.add_argument(
-        "--color", choices=("auto", "always", "never"), default="auto", help="colour output (auto)"
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log retries (-v), requests (-vv)"
-    )
+    _global_options(parser)
+    shared = argparse.ArgumentParser(add_help=False)
+    _global_options(shared.add_argument_group("global options"), default=argparse.SUPPRESS)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, notes: str = "") -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             help=help,
             description=help,
-            epilog=f"examples:\n{COMMAND_EXAMPLES[name]}",
+            epilog=f"{notes}examples:\n{COMMAND_EXAMPLES[name]}",
             formatter_class=formatter,
+            parents=[shared],
         )
 
     ask = command("ask", "ask one question, stream the answer")
@@ -219,7 +282,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--burst", type=float, help="requests a key may send at once (--rpm)")
     serve.set_defaults(run=_serve)
 
-    batch = command("batch", "answer a JSON-lines file of requests in parallel, resumably")
+    from .batch import INPUT_FORMAT
+
+    batch = command(
+        "batch",
+        "answer a JSON-lines file of requests in parallel, resumably",
+        notes=INPUT_FORMAT + "\n\n",
+    )
     batch.add_argument("input", help="requests, one JSON object a line")
     batch.add_argument("output", help="results, in input order (appended to when resuming)")
     batch.add_argument("--workers", type=int, default=4, help="requests in parallel (4)")
@@ -275,17 +344,27 @@ def client_for(
     if os.environ.get("OPENAI_API_KEYS", "").strip() and policies.keys is None:
         policies = dataclasses.replace(policies, keys=KeyPool.from_env(os.environ))
     options["policies"] = policies
-    if simulator_ok and _nothing_configured(args):
+    chosen = _simulator_chosen(args)
+    if chosen or (simulator_ok and _nothing_configured(args)):
         from ..simulator import Simulator
 
         sim = Simulator().start()
-        print(
-            f"rawchat: no API key or base URL set, so answers come from the built-in "
-            f"simulator at {sim.base_url} (set OPENAI_API_KEY to use OpenAI)",
-            file=sys.stderr,
-        )
+        if chosen:
+            note = f"rawchat: answers come from the built-in simulator at {sim.base_url}"
+        else:
+            note = (
+                f"rawchat: no API key or base URL set, so answers come from the built-in "
+                f"simulator at {sim.base_url} (set OPENAI_API_KEY to use OpenAI)"
+            )
+        print(note, file=sys.stderr)
         return Client(SIMULATOR_KEY, sim.base_url, **dict(options, profile="simulator"))
     return Client(base_url=args.base_url, **options)
+
+
+def _simulator_chosen(args: argparse.Namespace) -> bool:
+    """The simulator profile names no address: the built-in simulator is meant."""
+    profile = args.profile or os.environ.get("RAWCHAT_PROFILE", "").strip()
+    return profile == "simulator" and not args.base_url
 
 
 def _nothing_configured(args: argparse.Namespace) -> bool:
@@ -312,11 +391,24 @@ def _first_messages(args: argparse.Namespace, prompt: Optional[str]) -> List[Dic
     return messages
 
 
+def _read_stdin() -> str:
+    """A piped prompt, without a byte-order mark or the newline that ends it."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream put in place of stdin
+        text = sys.stdin.read()
+    else:
+        try:
+            text = stream.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequestError("the input is not UTF-8") from exc
+    return text.lstrip("\ufeff").rstrip("\r\n")
+
+
 # -- commands -----------------------------------------------------------------
 
 
 def _ask(args: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _read_stdin() if args.prompt == "-" else args.prompt
     messages = _first_messages(args, prompt)
     with client_for(args, simulator_ok=True) as client:
         if args.no_stream or args.json:
@@ -430,7 +522,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    with client_for(args) as client:
+    with client_for(args, simulator_ok=True) as client:
         for model in sorted(client.models(), key=lambda m: str(m.get("id"))):
             print(model.get("id"))
     return EXIT_OK
@@ -440,6 +532,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ..simulator import Simulator
     from ..simulator.faults import FaultError
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number (0 to 65535)")
     try:
         sim = Simulator(
             args.host, args.port, api_keys=args.api_keys, chunk_interval=args.chunk_interval,
@@ -448,6 +542,11 @@ def _serve(args: argparse.Namespace) -> int:
     except FaultError as exc:
         raise ConfigError(
             str(exc), hint="the fault table is in `pydoc rawchat.simulator.faults`"
+        ) from exc
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(--port 0 picks a free port)"
         ) from exc
     print(f"rawchat simulator on {sim.base_url} (Ctrl-C stops it)", file=sys.stderr)
     print(
@@ -468,11 +567,19 @@ def _batch(args: argparse.Namespace) -> int:
     if args.rpm or args.tpm:
         # A burst of one request per worker: paced evenly, not a minute's worth at once.
         pacer = Pacer(args.rpm, args.tpm, burst=args.workers)
-    with client_for(args, policies=Policies(pacer=pacer, retry_budget=RetryBudget())) as client:
+    policies = Policies(pacer=pacer, retry_budget=RetryBudget())
+    with client_for(args, simulator_ok=True, policies=policies) as client:
         summary = run_batch(
             client, args.input, args.output, workers=args.workers, model=args.model,
             progress=sys.stderr,
         )  # fmt: skip
+    if summary.interrupted:
+        print(
+            f"rawchat: interrupted: {summary.skipped + summary.done} of {summary.total} lines "
+            "written; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.errors == 0 else EXIT_API
 
 

@@ -16,7 +16,7 @@ from typing import IO, Callable, Optional
 from ..client.client import Client
 from ..client.trace import MultiTrace, TextTrace, Trace
 from ..conversation.conversation import Conversation
-from ..errors import APIError, InvalidRequestError
+from ..errors import APIError, ConfigError, InvalidRequestError
 from .console import EXIT_OK, Style, print_error, request_params
 
 __all__ = ["Repl"]
@@ -106,8 +106,15 @@ class Repl:
             else:
                 self.say(f"system prompt: {conversation.system!r}")
         elif name == "/save" and argument:
-            conversation.save(argument)
-            self.say(f"(saved {len(conversation.messages)} messages to {argument})")
+            try:
+                conversation.save(argument)
+            except OSError as exc:  # a missing folder, no permission: the chat goes on
+                detail = exc.strerror or str(exc)
+                print_error(
+                    ConfigError(f"cannot save to {argument}: {detail}"), self.style, self.err
+                )
+            else:
+                self.say(f"(saved {len(conversation.messages)} messages to {argument})")
         elif name == "/load" and argument:
             try:
                 self.conversation = Conversation.load(argument)

@@ -33,6 +33,12 @@ def test_no_colour_on_a_dumb_terminal(monkeypatch):
     assert Style(Terminal()).good("x") == "x"
 
 
-def test_always_and_never_override_detection():
+def test_always_and_never_override_detection(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
     assert Style(io.StringIO(), "always").bold("x") == "\033[1mx\033[0m"
     assert Style(Terminal(), "never").bold("x") == "x"
+
+
+def test_no_color_set_wins_over_always(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert Style(Terminal(), "always").bad("x") == "x"

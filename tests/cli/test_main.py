@@ -297,3 +297,162 @@ def test_a_key_pool_in_the_environment_is_used_not_the_simulator(sim):
     assert result.returncode == 0
     assert "simulator at" not in result.stderr
     assert sim.requests_by_key == {"...cdef": 1}
+
+
+# -- bad input, closed pipes, busy ports -------------------------------------------
+
+
+def run_bytes(*args, input=b"", env=None):
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "RAWCHAT_"))
+    }
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rawchat", *args],
+        input=input,
+        env=clean,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def closed_stdout(*args, env=None):
+    """Run with the reading end of stdout already closed, as after ``| head``."""
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "RAWCHAT_"))
+    }
+    clean.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawchat", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean,
+        text=True,
+    )
+    process.stdout.close()
+    err = process.stderr.read()
+    process.stderr.close()
+    return process.wait(60), err
+
+
+def test_a_closed_stdout_ends_ask_and_doctor_quietly(sim):
+    for args in (("ask", "hi"), ("doctor",)):
+        code, err = closed_stdout(*args, env=configured(sim))
+        assert code == 141, args
+        assert "Traceback" not in err and "BrokenPipe" not in err, args
+
+
+def test_serve_on_a_busy_port_or_a_bad_port_is_a_one_line_error():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = run("serve", "--port", str(port))
+    assert busy.returncode == 2
+    assert busy.stderr == (
+        f"rawchat: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(--port 0 picks a free port)\n"
+    )
+    huge = run("serve", "--port", "70000")
+    assert (huge.returncode, huge.stderr) == (
+        2,
+        "rawchat: error: --port 70000 is not a port number (0 to 65535)\n",
+    )
+
+
+def test_global_options_work_after_the_command_too(sim):
+    traced = run("ask", "--trace", "--max-tokens", "2", "hi", env=configured(sim))
+    assert traced.stdout == "Hello from\n"
+    assert "#1 > POST " in traced.stderr
+    before = run("--trace", "ask", "--max-tokens", "2", "hi", env=configured(sim))
+    assert "#1 > POST " in before.stderr
+
+
+def test_profile_simulator_starts_the_built_in_simulator():
+    result = run("ask", "--profile", "simulator", "What is SSE?")
+    assert (result.returncode, result.stdout) == (0, ANSWER)
+    assert masked(result.stderr) == (
+        "rawchat: answers come from the built-in simulator at http://127.0.0.1:PORT/v1\n"
+    )
+
+
+def test_no_color_wins_over_color_always(tmp_path):
+    capture = tmp_path / "c.sse"
+    capture.write_bytes(b"data: [DONE]\n\n")
+    result = run("--color", "always", "replay", str(capture), env={"NO_COLOR": "1"})
+    assert "\033[" not in result.stdout
+    assert "NO_COLOR" in run("--help").stdout
+
+
+def test_a_prompt_that_is_not_utf8_is_a_usage_error():
+    result = run_bytes("ask", "-", input=b"caf\xe9\n")
+    assert (result.returncode, result.stderr) == (2, b"rawchat: error: the input is not UTF-8\n")
+
+
+def test_a_piped_prompt_loses_its_bom_and_trailing_newline():
+    result = run_bytes("ask", "-", "--no-stream", input=b"\xef\xbb\xbfWhat is SSE?\r\n")
+    assert (result.returncode, result.stdout.decode()) == (0, ANSWER)
+
+
+def test_models_and_batch_fall_back_to_the_simulator(tmp_path):
+    models = run("models")
+    assert models.returncode == 0 and "gpt-4o-mini" in models.stdout.split()
+    assert "so answers come from the built-in simulator" in models.stderr
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text('{"prompt": "hi", "model": "gpt-4o-mini"}\n')
+    batch = run("batch", str(source), str(out))
+    assert batch.returncode == 0
+    assert "so answers come from the built-in simulator" in batch.stderr
+    assert json.loads(out.read_text())["ok"] is True
+
+
+def test_a_missing_key_hint_names_the_command_options_not_the_python_api():
+    result = run("--profile", "deepseek", "models")
+    assert result.returncode == 2
+    assert "api_key=" not in result.stderr
+    assert "set DEEPSEEK_API_KEY" in result.stderr and "--profile" in result.stderr
+
+
+def test_batch_input_and_output_problems_are_one_line_errors(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"prompt": "caf\xe9"}\n')
+    missing = run("batch", str(tmp_path / "nope.jsonl"), str(tmp_path / "out.jsonl"))
+    latin1 = run("batch", str(source), str(tmp_path / "out.jsonl"))
+    nowhere = run("batch", str(source), str(tmp_path / "no" / "out.jsonl"))
+    for result in (missing, latin1, nowhere):
+        assert result.returncode == 2
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"cannot read {tmp_path / 'nope.jsonl'}: No such file or directory" in missing.stderr
+    assert "is not UTF-8" in latin1.stderr
+
+
+def test_a_resumed_batch_with_earlier_errors_exits_1(tmp_path):
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text('not json\n{"prompt": "hi", "model": "gpt-4o-mini"}\n')
+    assert run("batch", str(source), str(out)).returncode == 1
+    again = run("batch", str(source), str(out))
+    assert again.returncode == 1
+    assert "2/2 done (1 errors)" in again.stderr
+
+
+def test_batch_help_describes_the_input_format():
+    result = run("batch", "--help")
+    assert "prompt    a shortcut for one user message" in result.stdout
+    assert "examples:" in result.stdout
+
+
+def test_an_interrupted_batch_says_how_to_resume_and_exits_130(monkeypatch, tmp_path, capsys):
+    from rawchat.cli import batch
+    from rawchat.cli.main import main
+
+    def interrupted(*args, **kwargs):
+        return batch.BatchSummary(10, 2, 3, 0, 1.0, interrupted=True)
+
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    assert main(["batch", str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "rawchat: interrupted: 5 of 10 lines written; rerun the same command to resume"
+    )

@@ -129,3 +129,11 @@ def test_trace_on_and_off(sim):
 def test_usage_without_a_meter_says_how_to_get_one(sim):
     _, _, err = drive(rawchat.Client(KEY, sim.base_url), ["/usage"])
     assert "(usage is not metered: the client has no Policies(usage=UsageMeter()))" in err
+
+
+def test_saving_to_a_missing_folder_says_why_and_the_chat_goes_on(client, tmp_path):
+    path = tmp_path / "missing" / "chat.json"
+    _, out, err = drive(client, ["hi", f"/save {path}", "again"])
+    assert f"rawchat: error: cannot save to {path}: No such file or directory" in err
+    assert "I received 3 messages" in out
+    assert list(tmp_path.iterdir()) == []
