@@ -1,11 +1,16 @@
-"""SSE parse throughput: rawchat's SSEParser against sseclient-py, httpx-sse, the SDK's.
+"""SSE parse throughput: rawchat's SSEParser against a faster variant and other clients' parsers.
 
 A ~20 MB OpenAI-style chat stream (English and Chinese deltas, a usage
 chunk, [DONE]) is cut into random pieces of 1 to 16,384 bytes, so CRLF
 pairs and multi-byte UTF-8 characters are split across reads, and each
 parser turns it into events. Every parser must produce the stream's events
-before its speed counts. Prints the median of several runs; parsers that
-are not installed are skipped. ``run.py`` uses the same parsers.
+before its speed counts. Prints the median of several runs, as MB/s and as
+microseconds per event (one event is one token of a chat stream); parsers
+that are not installed are skipped. ``run.py`` uses the same parsers.
+
+``fast_sse.py`` (benchmark-only) is the parser with the shortcuts the
+package leaves out; the last line times the package's whole sans-I/O
+streaming path (SSE, JSON, chunk values, accumulation).
 
     python benchmarks/sse_throughput.py [--mb 20] [--runs 5]
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -86,7 +92,16 @@ def cut(data: bytes, seed: int = 2) -> List[bytes]:
 def parse_rawchat(pieces: List[bytes]) -> List[str]:
     from rawchat.protocol.sse import SSEParser
 
-    parser = SSEParser()
+    return _feed(SSEParser(), pieces)
+
+
+def parse_fast_sse(pieces: List[bytes]) -> List[str]:
+    from fast_sse import FastSSEParser
+
+    return _feed(FastSSEParser(), pieces)
+
+
+def _feed(parser: Any, pieces: List[bytes]) -> List[str]:
     datas = []
     for piece in pieces:
         datas += [event.data for event in parser.feed(piece)]
@@ -136,6 +151,7 @@ def run_rawchat_pipeline(pieces: List[bytes]) -> None:
 
 PARSERS: Dict[str, Tuple[str, Callable[[List[bytes]], List[str]]]] = {
     "rawchat SSEParser": ("rawchat", parse_rawchat),
+    "fast_sse.py (benchmark only)": ("fast_sse", parse_fast_sse),
     "sseclient-py": ("sseclient", parse_sseclient),
     "httpx-sse decoders": ("httpx_sse", parse_httpx_sse),
     "openai SDK SSEDecoder": ("openai", parse_openai),
@@ -161,6 +177,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for fast_sse
 
     data = make_stream(args.mb)
     pieces = cut(data)
@@ -170,7 +187,7 @@ def main() -> None:
         f"stream: {megabytes:.1f} MB, {len(expected):,} events, {len(pieces):,} pieces; "
         f"median of {args.runs} runs; Python {sys.version.split()[0]}"
     )
-    results = {}
+    seconds = {}
     for name, (module, parse) in PARSERS.items():
         try:
             __import__(module)
@@ -178,14 +195,18 @@ def main() -> None:
             continue
         if parse(pieces) != expected:
             raise SystemExit(f"{name} produced different events; its speed does not count")
-        results[name] = megabytes / median_seconds(lambda: parse(pieces), args.runs)  # noqa: B023
-    pipeline = megabytes / median_seconds(lambda: run_rawchat_pipeline(pieces), args.runs)
+        seconds[name] = median_seconds(lambda: parse(pieces), args.runs)  # noqa: B023
+    seconds["rawchat SSE+JSON+accumulate"] = median_seconds(
+        lambda: run_rawchat_pipeline(pieces), args.runs
+    )
 
-    base = results["sseclient-py"]
-    print(f"{'parser':<32}{'MB/s':>8}{'vs sseclient-py':>18}")
-    for name, speed in results.items():
-        print(f"{name:<32}{speed:8.1f}{speed / base:17.2f}x")
-    print(f"{'rawchat SSE+JSON+accumulate':<32}{pipeline:8.1f}{pipeline / base:17.2f}x")
+    base = seconds["sseclient-py"]
+    print(f"{'parser':<32}{'MB/s':>8}{'us/event':>10}{'vs sseclient-py':>18}")
+    for name, took in seconds.items():
+        print(
+            f"{name:<32}{megabytes / took:8.1f}{took / len(expected) * 1e6:10.2f}"
+            f"{base / took:17.2f}x"
+        )
 
 
 if __name__ == "__main__":

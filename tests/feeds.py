@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import List
+from typing import Iterable, List
 
 
 def whole(data: bytes) -> List[bytes]:
@@ -25,3 +25,9 @@ def random_splits(data: bytes, seed: int = 7) -> List[bytes]:
 
 
 FEEDS = [whole, byte_by_byte, random_splits]
+
+
+def split_at(data: bytes, points: Iterable[int]) -> List[bytes]:
+    """``data`` cut at the given offsets (in any order, repeats giving empty reads)."""
+    cuts = sorted(min(max(point, 0), len(data)) for point in points)
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]

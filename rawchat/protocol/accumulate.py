@@ -8,10 +8,9 @@ pieces keyed by their own ``index``: ``id`` and ``function.name`` usually
 arrive once, ``function.arguments`` as JSON text cut anywhere, to be
 concatenated. The usage chunk comes last, with no choices.
 
-The accumulator keeps the pieces and joins them at the end, so a long
-stream costs linear time; every 256 pieces are joined into one block, so a
-long answer is held as a few large strings instead of one small object
-(some 60 bytes of overhead) per token.
+The accumulator keeps the pieces in lists and joins them when asked for
+the ``Completion``, so a long stream costs linear time (``+=`` on a string
+would copy the answer so far at every token).
 """
 
 from __future__ import annotations
@@ -24,32 +23,6 @@ from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usa
 __all__ = ["Accumulator"]
 
 
-_BLOCK = 256
-
-
-class _Text:
-    """Text that arrives in pieces."""
-
-    __slots__ = ("blocks", "pieces")
-
-    def __init__(self) -> None:
-        self.blocks: List[str] = []
-        self.pieces: List[str] = []
-
-    def append(self, piece: str) -> None:
-        pieces = self.pieces
-        pieces.append(piece)
-        if len(pieces) == _BLOCK:
-            self.blocks.append("".join(pieces))
-            pieces.clear()
-
-    def __bool__(self) -> bool:
-        return bool(self.pieces or self.blocks)
-
-    def __str__(self) -> str:
-        return "".join([*self.blocks, *self.pieces])  # one copy of the text, not two
-
-
 class _ToolCallState:
     __slots__ = ("arguments", "id", "name", "type")
 
@@ -57,7 +30,7 @@ class _ToolCallState:
         self.id = ""
         self.type = "function"
         self.name = ""
-        self.arguments = _Text()
+        self.arguments: List[str] = []
 
 
 class _ChoiceState:
@@ -72,9 +45,9 @@ class _ChoiceState:
 
     def __init__(self) -> None:
         self.role = "assistant"
-        self.content = _Text()
-        self.reasoning = _Text()
-        self.refusal = _Text()
+        self.content: List[str] = []
+        self.reasoning: List[str] = []
+        self.refusal: List[str] = []
         self.tool_calls: Dict[int, _ToolCallState] = {}
         self.finish_reason: Optional[str] = None
 
@@ -83,16 +56,16 @@ class _ChoiceState:
             ToolCall(
                 id=call.id,
                 type=call.type,
-                function=FunctionCall(call.name, str(call.arguments)),
+                function=FunctionCall(call.name, "".join(call.arguments)),
             )
             for _, call in sorted(self.tool_calls.items())
         )
         return Message(
             role=self.role,
-            content=str(self.content) if self.content or not calls else None,
+            content="".join(self.content) if self.content or not calls else None,
             tool_calls=calls,
-            refusal=str(self.refusal) if self.refusal else None,
-            reasoning=str(self.reasoning) if self.reasoning else None,
+            refusal="".join(self.refusal) if self.refusal else None,
+            reasoning="".join(self.reasoning) if self.reasoning else None,
         )
 
 

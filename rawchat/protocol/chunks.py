@@ -15,16 +15,20 @@ each carrying ``choices[i].delta`` fragments, and then the literal
   quoting it, instead of a ``JSONDecodeError`` from deep inside.
 * Reasoning deltas come as ``reasoning_content`` (DeepSeek) or
   ``reasoning`` (OpenRouter, vLLM); both land in ``reasoning``.
+* A choice's ``delta`` is read by the code that reads a plain answer's
+  ``message`` (``completion.read_choice``), so both paths agree on every
+  field; a whole completion sent to a stream request reads as one big delta.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, NamedTuple, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Tuple, Union
 
 from ..errors import StreamError
-from .completion import Usage
-from .response import error_details, text_of
+from .completion import ChoiceDelta, ToolCallDelta, Usage, read_choice
+from .response import error_details
 from .sse import ServerSentEvent
 
 __all__ = [
@@ -50,36 +54,16 @@ class Done:
 DONE = Done()
 
 
-# The three values below are NamedTuples rather than frozen dataclasses: a
-# stream makes one Chunk and one ChoiceDelta per token, and building a tuple
-# costs a fraction of a dataclass's __init__. They are as immutable.
+@dataclass(frozen=True)
+class Chunk:
+    """One decoded ``chat.completion.chunk``.
 
-
-class ToolCallDelta(NamedTuple):
-    """A fragment of one tool call. ``index`` says which call it belongs to;
-    ``id`` and ``name`` usually come once, ``arguments`` in pieces."""
-
-    index: int
-    id: Optional[str] = None
-    type: Optional[str] = None
-    name: Optional[str] = None
-    arguments: str = ""
-
-
-class ChoiceDelta(NamedTuple):
-    """What one chunk adds to choice ``index``."""
-
-    index: int = 0
-    role: Optional[str] = None
-    content: Optional[str] = None
-    reasoning: Optional[str] = None
-    refusal: Optional[str] = None
-    tool_calls: Tuple[ToolCallDelta, ...] = ()
-    finish_reason: Optional[str] = None
-
-
-class Chunk(NamedTuple):
-    """One decoded ``chat.completion.chunk``."""
+    ``choices`` holds what this chunk adds to each choice (a
+    ``ChoiceDelta``, read as a plain answer's message is: see
+    ``completion.read_choice``); ``usage`` comes in the last chunk, with no
+    choices, when ``stream_options.include_usage`` asked for it; ``raw`` is
+    the decoded JSON object.
+    """
 
     id: str = ""
     model: str = ""
@@ -109,11 +93,10 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
         raise _stream_error(_loads_or_text(data), data)
     if event.event != "message":
         return None
-    # JSON chunks start with "{": only other data is worth stripping.
-    if data == "[DONE]" or (data[:1] != "{" and data.strip() == "[DONE]"):
+    if data.strip() == "[DONE]":
         return DONE
     try:
-        obj = _loads(data)
+        obj = json.loads(data)
     except ValueError:
         raise StreamError(
             f"malformed chunk, not JSON: {_excerpt(data)}",
@@ -128,29 +111,6 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     return chunk_from_object(obj)
 
 
-_scan_once = json.JSONDecoder().scan_once
-
-
-def _loads(data: str) -> Any:
-    """``json.loads``, with its first two Python-level steps skipped for objects.
-
-    A chunk is ``{...}`` with nothing around it: the scanner that
-    ``json.loads`` ends up calling parses it directly, and ``end`` says it
-    used all of the text. Anything else (whitespace, trailing bytes, a
-    syntax error) goes through ``json.loads`` itself, for its exact result
-    or error.
-    """
-    if data[:1] == "{":
-        try:
-            obj, end = _scan_once(data, 0)
-        except (StopIteration, ValueError):
-            pass
-        else:
-            if end == len(data):
-                return obj
-    return json.loads(data)
-
-
 def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     """A decoded chunk object to a ``Chunk``.
 
@@ -158,112 +118,41 @@ def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     ``message`` as one big delta: some servers answer a stream request
     that way, and callers should not have to care.
     """
-    choices = obj.get("choices")
-    deltas: Tuple[ChoiceDelta, ...] = ()
-    if choices:
-        if not isinstance(choices, list):
-            raise StreamError("malformed chunk: 'choices' is not a list", body=obj)
-        if len(choices) == 1:  # the usual case, without a generator's overhead
-            deltas = (_choice_delta(0, choices[0]),)
-        else:
-            deltas = tuple(_choice_delta(n, c) for n, c in enumerate(choices))
+    choices = obj.get("choices") or []
+    if not isinstance(choices, list):
+        raise StreamError("malformed chunk: 'choices' is not a list", body=obj)
     usage = obj.get("usage")
     created = obj.get("created")
-    ident, model, fingerprint = obj.get("id"), obj.get("model"), obj.get("system_fingerprint")
-    return _new(
-        Chunk,
-        (
-            ident if type(ident) is str else "",
-            model if type(model) is str else "",
-            created if type(created) is int else 0,
-            deltas,
-            Usage.from_wire(usage) if usage else None,
-            fingerprint if type(fingerprint) is str and fingerprint else None,
-            obj,
-        ),
+    fingerprint = obj.get("system_fingerprint")
+    return Chunk(
+        id=_str(obj.get("id")),
+        model=_str(obj.get("model")),
+        created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+        choices=tuple(_choice_delta(n, choice) for n, choice in enumerate(choices)),
+        usage=Usage.from_wire(usage) if usage else None,
+        system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
+        raw=obj,
     )
 
 
 def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
     if not isinstance(choice, dict):
         raise StreamError(f"malformed chunk: choices[{position}] is not an object", body=choice)
-    delta = choice.get("delta")
-    if delta is None:
-        delta = choice.get("message") or {}
-    if not isinstance(delta, dict):
+    # A whole completion answering a stream request has a message, no delta.
+    key = "message" if choice.get("delta") is None else "delta"
+    if not isinstance(choice.get(key) or {}, dict):
         raise StreamError(
-            f"malformed chunk: choices[{position}].delta is not an object", body=choice
+            f"malformed chunk: choices[{position}].{key} is not an object", body=choice
         )
-    index = choice.get("index")
-    content = delta.get("content")
-    finish = choice.get("finish_reason")
-    # Fast path for the shape of nearly every chunk: a text delta and nothing
-    # else. The same values the general path below would produce.
-    if (
-        len(delta) == 1
-        and type(content) is str
-        and type(index) is int
-        and (finish is None or type(finish) is str)
-    ):
-        return _new(ChoiceDelta, (index, None, content, None, None, (), finish))
-    where = f"choices[{position}]"
-    return ChoiceDelta(
-        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
-        role=_label(delta.get("role")) or None,
-        content=_text(delta.get("content"), f"{where}.delta.content"),
-        reasoning=_text(
-            delta.get("reasoning_content") or delta.get("reasoning"), f"{where} reasoning"
-        ),
-        refusal=_text(delta.get("refusal"), f"{where}.delta.refusal"),
-        tool_calls=_tool_call_deltas(delta.get("tool_calls")),
-        finish_reason=_text(choice.get("finish_reason"), f"{where}.finish_reason"),
-    )
+    return read_choice(position, choice, key, _malformed)
 
 
-_new = tuple.__new__  # a NamedTuple's own __new__ is a slower Python-level function
+def _malformed(message: str, value: Any) -> StreamError:
+    return StreamError(f"malformed chunk: {message}", body=value)
 
 
-def _label(value: Any) -> str:
-    """An identifier-like field; anything but a string counts as absent."""
+def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _text(value: Any, where: str) -> Optional[str]:
-    """A text field: a string, a list of text parts, or absent; else malformed."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return text_of(value)
-    raise StreamError(f"malformed chunk: {where} is {type(value).__name__}, not text", body=value)
-
-
-def _tool_call_deltas(calls: Any) -> Tuple[ToolCallDelta, ...]:
-    if not calls:
-        return ()
-    if not isinstance(calls, list):
-        raise StreamError("malformed chunk: tool_calls is not a list", body=calls)
-    result = []
-    for position, call in enumerate(calls):
-        if not isinstance(call, dict):
-            raise StreamError("malformed chunk: a tool call is not an object", body=call)
-        function = call.get("function") or {}
-        if not isinstance(function, dict):
-            raise StreamError("malformed chunk: a tool call's function is not an object", body=call)
-        arguments = function.get("arguments")
-        if arguments is not None and not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
-        index = call.get("index")
-        result.append(
-            ToolCallDelta(
-                # Some servers omit the index when they send whole calls.
-                index=index if isinstance(index, int) and not isinstance(index, bool) else position,
-                id=_label(call.get("id")) or None,
-                type=_label(call.get("type")) or None,
-                name=_label(function.get("name")) or None,
-                arguments=arguments or "",
-            )
-        )
-    return tuple(result)
 
 
 def _loads_or_text(data: str) -> Any:

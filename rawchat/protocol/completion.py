@@ -7,16 +7,34 @@ which path it came by. The shapes mirror the chat completion object
 holds ``choices``, each with a ``message`` and a ``finish_reason``, and a
 ``usage`` block. Shortcuts on ``Completion`` read ``choices[0]``, the only
 choice unless ``n > 1`` was asked for.
+
+Both paths also read a choice the same way: ``read_choice`` turns its
+``message`` (a plain answer) or its ``delta`` (a stream chunk) into a
+``ChoiceDelta``, so a whole message is one big delta. Only the error raised
+for a malformed field differs, and the caller chooses it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .http import Headers
 
-__all__ = ["Choice", "Completion", "FunctionCall", "Message", "ToolCall", "Usage"]
+__all__ = [
+    "Choice",
+    "ChoiceDelta",
+    "Completion",
+    "FunctionCall",
+    "Malformed",
+    "Message",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "read_choice",
+    "read_tool_calls",
+]
 
 
 @dataclass(frozen=True)
@@ -171,3 +189,117 @@ class Completion:
     @property
     def reasoning(self) -> Optional[str]:
         return self.message.reasoning
+
+
+# -- reading a choice: one way for a message and a delta ---------------------
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A tool call as one choice carries it. In a chunk it is a fragment of
+    call ``index``: ``id`` and ``name`` usually come once, ``arguments`` in
+    pieces to concatenate; in a whole message it is the call itself.
+    ``None`` is a field this piece left out."""
+
+    index: int
+    id: Optional[str] = None
+    type: Optional[str] = None
+    name: Optional[str] = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ChoiceDelta:
+    """What one chunk adds to choice ``index`` (a whole message: all of it).
+    ``None`` is a field the wire left out."""
+
+    index: int = 0
+    role: Optional[str] = None
+    content: Optional[str] = None
+    reasoning: Optional[str] = None
+    refusal: Optional[str] = None
+    tool_calls: Tuple[ToolCallDelta, ...] = ()
+    finish_reason: Optional[str] = None
+
+
+#: Makes the error for a malformed field from a message and the value at
+#: fault: ``InvalidResponseError`` for a plain answer, ``StreamError`` for a chunk.
+Malformed = Callable[[str, Any], Exception]
+
+
+def read_choice(
+    position: int, choice: Mapping[str, Any], key: str, error: Malformed
+) -> ChoiceDelta:
+    """Choice number ``position`` of ``choices``, reading its ``key`` object.
+
+    ``key`` is ``"message"`` or ``"delta"``; the caller has checked that
+    ``choice[key]`` is an object or absent. Reasoning comes as
+    ``reasoning_content`` (DeepSeek) or ``reasoning`` (OpenRouter, vLLM).
+    """
+    fields = choice.get(key) or {}
+    where = f"choices[{position}]"
+    return ChoiceDelta(
+        index=_index(choice.get("index"), position),
+        role=_label(fields.get("role")),
+        content=_text(fields.get("content"), f"{where}.{key}.content", error),
+        reasoning=_text(
+            fields.get("reasoning_content") or fields.get("reasoning"), f"{where} reasoning", error
+        ),
+        refusal=_text(fields.get("refusal"), f"{where}.{key}.refusal", error),
+        tool_calls=read_tool_calls(fields.get("tool_calls"), error),
+        finish_reason=_text(choice.get("finish_reason"), f"{where}.finish_reason", error),
+    )
+
+
+def read_tool_calls(calls: Any, error: Malformed) -> Tuple[ToolCallDelta, ...]:
+    """A message's or delta's ``tool_calls``; ``arguments`` stay JSON text, as sent."""
+    if not calls:
+        return ()
+    if not isinstance(calls, list):
+        raise error("tool_calls is not a list", calls)
+    result: List[ToolCallDelta] = []
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise error("a tool call is not an object", call)
+        function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise error("a tool call's function is not an object", call)
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            # A few servers send an object; the protocol says JSON text.
+            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+        result.append(
+            ToolCallDelta(
+                # Some servers omit the index when they send whole calls.
+                index=_index(call.get("index"), position),
+                id=_label(call.get("id")),
+                type=_label(call.get("type")),
+                name=_label(function.get("name")),
+                arguments=arguments or "",
+            )
+        )
+    return tuple(result)
+
+
+def _text(value: Any, where: str, error: Malformed) -> Optional[str]:
+    """A text field: a string, absent, or (some servers) a list of text parts."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            part["text"]
+            for part in value
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        )
+    raise error(f"{where} is {type(value).__name__}, not text", value)
+
+
+def _label(value: Any) -> Optional[str]:
+    """An identifier-like field; anything but a non-empty string counts as absent."""
+    return value if isinstance(value, str) and value else None
+
+
+def _index(value: Any, position: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else position

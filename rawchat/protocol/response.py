@@ -13,14 +13,23 @@ most likely wrong and how to fix it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..errors import APIStatusError, InvalidResponseError, status_error_class
-from .completion import Choice, Completion, FunctionCall, Message, ToolCall, Usage
+from .completion import (
+    Choice,
+    Completion,
+    FunctionCall,
+    Message,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    read_choice,
+    read_tool_calls,
+)
 from .http import HTTPResponse, describe_body, fingerprint
 from .retry import server_wait
 
@@ -95,64 +104,36 @@ def parse_completion(data: Any, *, headers: Any = None) -> Completion:
 def _parse_choice(position: int, data: Any) -> Choice:
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
         raise InvalidResponseError(f"choices[{position}] has no 'message' object", body=data)
-    message = data["message"]
-    index = data.get("index")
-    where = f"choices[{position}]"
+    read = read_choice(position, data, "message", _invalid)
     return Choice(
-        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        index=read.index,
         message=Message(
-            role=_str(message.get("role")) or "assistant",
-            content=_text(message.get("content"), f"{where}.message.content"),
-            tool_calls=parse_tool_calls(message.get("tool_calls")),
-            refusal=_text(message.get("refusal"), f"{where}.message.refusal"),
-            reasoning=_text(
-                message.get("reasoning_content") or message.get("reasoning"), f"{where} reasoning"
-            ),
+            role=read.role or "assistant",
+            content=read.content,
+            tool_calls=tuple(_tool_call(call) for call in read.tool_calls),
+            refusal=read.refusal,
+            reasoning=read.reasoning,
         ),
-        finish_reason=_text(data.get("finish_reason"), f"{where}.finish_reason"),
+        finish_reason=read.finish_reason,
     )
-
-
-def _text(value: Any, where: str) -> Optional[str]:
-    if value is None or isinstance(value, (str, list)):
-        return text_of(value)
-    raise InvalidResponseError(f"{where} is {type(value).__name__}, not text", body=value)
-
-
-def text_of(content: Any) -> Optional[str]:
-    """Message content as text; some servers send a list of text parts."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p["text"]
-            for p in content
-            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        )
-    return str(content)
 
 
 def parse_tool_calls(data: Any) -> Tuple[ToolCall, ...]:
     """The ``tool_calls`` of a message; arguments stay JSON text, as sent."""
-    if not isinstance(data, list):
-        return ()
-    calls = []
-    for call in data:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            raise InvalidResponseError("a tool call has no 'function' object", body=call)
-        arguments = function.get("arguments")
-        if not isinstance(arguments, str):
-            # A few servers send an object; the protocol says JSON text.
-            arguments = json.dumps(arguments, ensure_ascii=False)
-        calls.append(
-            ToolCall(
-                id=_str(call.get("id")),
-                type=_str(call.get("type")) or "function",
-                function=FunctionCall(name=_str(function.get("name")), arguments=arguments),
-            )
-        )
-    return tuple(calls)
+    return tuple(_tool_call(call) for call in read_tool_calls(data, _invalid))
+
+
+def _tool_call(call: ToolCallDelta) -> ToolCall:
+    """A whole call, with the defaults of what the server left out."""
+    return ToolCall(
+        id=call.id or "",
+        type=call.type or "function",
+        function=FunctionCall(name=call.name or "", arguments=call.arguments),
+    )
+
+
+def _invalid(message: str, value: Any) -> InvalidResponseError:
+    return InvalidResponseError(message, body=value)
 
 
 def _str(value: Any) -> str:

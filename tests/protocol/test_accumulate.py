@@ -102,8 +102,7 @@ def test_finished_needs_a_finish_reason_on_every_choice():
     assert Accumulator().finished is False
 
 
-def test_a_long_answer_joins_in_order_across_its_blocks():
-    # 600 pieces: two full blocks of 256 and a partial one.
+def test_a_long_answer_joins_in_order():
     pieces = [f"{n}," for n in range(600)]
     done = assemble(*(Chunk(choices=(ChoiceDelta(0, content=p),)) for p in pieces)).completion()
     assert done.content == "".join(pieces)
@@ -124,3 +123,17 @@ def test_the_first_chunks_id_model_and_created_are_kept():
         Chunk(id="second", model="m2", created=6, choices=(ChoiceDelta(0, content="b"),)),
     ).completion()
     assert (done.id, done.model, done.created) == ("first", "m1", 5)
+
+
+def test_the_completion_so_far_can_be_read_mid_stream_and_again_at_the_end():
+    accumulator = assemble(Chunk(choices=(ChoiceDelta(0, content="Hel"),)))
+    assert accumulator.completion().content == "Hel"
+    accumulator.add(Chunk(choices=(ChoiceDelta(0, content="lo", finish_reason="stop"),)))
+    assert (accumulator.completion().content, accumulator.finished) == ("Hello", True)
+
+
+def test_a_tool_call_without_a_type_is_a_function_call():
+    done = assemble(
+        Chunk(choices=(ChoiceDelta(0, tool_calls=(ToolCallDelta(0, "c", None, "f", "{}"),)),))
+    ).completion()
+    assert done.tool_calls == (ToolCall("c", FunctionCall("f", "{}"), type="function"),)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
-from rawchat.errors import StreamError
+from rawchat.errors import InvalidResponseError, StreamError
 from rawchat.protocol.chunks import (
     DONE,
     ChoiceDelta,
@@ -16,6 +17,7 @@ from rawchat.protocol.chunks import (
     interpret,
 )
 from rawchat.protocol.completion import Usage
+from rawchat.protocol.response import parse_completion
 from rawchat.protocol.sse import ServerSentEvent
 
 
@@ -133,3 +135,83 @@ def test_a_whole_completion_reads_as_one_big_delta():
         }
     )
     assert chunk.choices == (ChoiceDelta(0, role="assistant", content="all", finish_reason="stop"),)
+
+
+def test_a_choice_with_neither_delta_nor_message_is_an_empty_delta():
+    chunk = interpret(data('{"choices":[{"index":0,"finish_reason":"stop"}]}'))
+    assert chunk.choices == (ChoiceDelta(0, finish_reason="stop"),)
+
+
+def test_a_tool_call_fragment_without_a_function_keeps_its_index_and_id():
+    chunk = interpret(data('{"choices":[{"delta":{"tool_calls":[{"index":2,"id":"c"}]}}]}'))
+    assert chunk.choices[0].tool_calls == (ToolCallDelta(2, id="c"),)
+
+
+def test_tool_call_arguments_sent_as_an_object_become_json_text():
+    chunk = interpret(
+        data('{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":{"a":1}}}]}}]}')
+    )
+    assert chunk.choices[0].tool_calls == (ToolCallDelta(0, arguments='{"a": 1}'),)
+
+
+def test_a_boolean_index_counts_as_absent():
+    chunk = interpret(data('{"choices":[{"index":true,"delta":{"content":"x"}}]}'))
+    assert chunk.choices == (ChoiceDelta(0, content="x"),)
+
+
+@pytest.mark.parametrize(
+    "delta, message",
+    [
+        ('{"content": 5}', r"malformed chunk: choices\[0\].delta.content is int, not text"),
+        ('{"refusal": {}}', r"malformed chunk: choices\[0\].delta.refusal is dict, not text"),
+        ('{"tool_calls": "x"}', "malformed chunk: tool_calls is not a list"),
+        ('{"tool_calls": [1]}', "malformed chunk: a tool call is not an object"),
+        ('{"tool_calls": [{"function": 1}]}', "malformed chunk: a tool call's function is not"),
+    ],
+)
+def test_malformed_delta_fields_raise_stream_error_naming_them(delta, message):
+    with pytest.raises(StreamError, match=message):
+        interpret(data('{"choices": [{"delta": ' + delta + "}]}"))
+
+
+def test_a_message_and_a_delta_are_read_by_the_same_rules():
+    message = {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        "reasoning_content": "why",
+        "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    streamed = chunk_from_object({"choices": [{"delta": message, "finish_reason": "stop"}]})
+    whole = parse_completion({"choices": [{"message": message, "finish_reason": "stop"}]})
+    assert streamed.choices == (
+        ChoiceDelta(
+            0,
+            role="assistant",
+            content="ab",
+            reasoning="why",
+            tool_calls=(ToolCallDelta(0, "c", "function", "f", "{}"),),
+            finish_reason="stop",
+        ),
+    )
+    assert (whole.content, whole.reasoning, whole.finish_reason) == ("ab", "why", "stop")
+    assert whole.tool_calls[0].to_dict() == message["tool_calls"][0]
+
+
+def test_the_same_malformed_field_raises_each_paths_own_error():
+    body = {"choices": [{"message": {"content": 5}}]}
+    with pytest.raises(StreamError, match=r"malformed chunk: choices\[0\].message.content is int"):
+        chunk_from_object(body)
+    with pytest.raises(InvalidResponseError, match=r"^choices\[0\].message.content is int"):
+        parse_completion(body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [ToolCallDelta(0), ChoiceDelta(0), Chunk()],
+    ids=["ToolCallDelta", "ChoiceDelta", "Chunk"],
+)
+def test_chunk_values_are_frozen(value):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.index = 1  # type: ignore[misc]

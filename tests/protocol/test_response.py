@@ -198,6 +198,30 @@ def test_unreadable_completions_raise_invalid_response_error(body, message):
         parse_completion(body)
 
 
+@pytest.mark.parametrize(
+    "message, error",
+    [
+        ({"content": 5}, r"choices\[0\].message.content is int, not text"),
+        ({"refusal": True}, r"choices\[0\].message.refusal is bool, not text"),
+        ({"reasoning": 1.5}, r"choices\[0\] reasoning is float, not text"),
+        ({"tool_calls": {"id": "c"}}, "tool_calls is not a list"),
+        ({"tool_calls": ["c"]}, "a tool call is not an object"),
+        ({"tool_calls": [{"function": "f"}]}, "a tool call's function is not an object"),
+    ],
+)
+def test_malformed_message_fields_raise_invalid_response_error_naming_them(message, error):
+    with pytest.raises(InvalidResponseError, match=error):
+        parse_completion({"choices": [{"message": message}]})
+
+
+def test_a_message_without_a_role_is_the_assistants_and_a_call_without_a_type_a_function():
+    done = parse_completion(
+        {"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "f"}}]}}]}
+    )
+    assert done.message.role == "assistant"
+    assert done.tool_calls == (ToolCall("c", FunctionCall("f", ""), type="function"),)
+
+
 def test_a_200_html_page_is_a_typed_error_naming_its_title():
     page = b"<html><head><title>Sign in - Corp Proxy</title></head></html>"
     with pytest.raises(

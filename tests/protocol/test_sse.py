@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import List
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from rawchat.errors import StreamError
 from rawchat.protocol.sse import ServerSentEvent, SSEParser, encode_comment, encode_event
 
-from ..feeds import FEEDS, random_splits
+from ..feeds import FEEDS, byte_by_byte, random_splits, split_at, whole
 
 
 def parse(pieces: List[bytes], parser: SSEParser = None) -> List[ServerSentEvent]:
@@ -35,6 +36,13 @@ def test_the_contract_example_yields_one_message_event():
     assert events == [ServerSentEvent(event="message", data="hello", id="", retry=None)]
 
 
+def test_an_event_reads_as_its_fields_and_cannot_be_changed():
+    event = SSEParser().feed(b"data: hello\n\n")[0]
+    assert repr(event) == "ServerSentEvent(event='message', data='hello', id='', retry=None)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.data = "changed"  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
 def test_lf_crlf_and_cr_each_end_a_line(feed, ending):
     stream = b"data: a" + ending + b"data: b" + ending + ending
@@ -46,12 +54,24 @@ def test_mixed_line_endings_in_one_stream(feed):
     assert [e.data for e in feed(stream)] == ["1", "2", "3", "4"]
 
 
-def test_a_crlf_split_across_reads_is_one_line_end():
+def test_a_crlf_split_across_reads_is_one_line_terminator():
     parser = SSEParser()
     assert parser.feed(b"data: a\r") == []
     # Were the LF taken as a second line end, "a" would dispatch here, early.
     assert parser.feed(b"\ndata: b\r") == []
     assert parser.feed(b"\n\r\n") == [ServerSentEvent(data="a\nb")]
+
+
+def test_an_lf_after_a_split_crlf_is_a_line_of_its_own():
+    # CR | LF is one line end; the next LF is the blank line that dispatches.
+    assert parse([b"data: a\r", b"\n", b"\n"]) == [ServerSentEvent(data="a")]
+
+
+def test_a_cr_ending_one_read_and_a_cr_starting_the_next_are_two_line_ends():
+    assert parse([b"data: a\r", b"\rdata: b\n\n"]) == [
+        ServerSentEvent(data="a"),
+        ServerSentEvent(data="b"),
+    ]
 
 
 def test_a_multibyte_character_split_across_reads_arrives_whole():
@@ -68,12 +88,38 @@ def test_u2028_and_nel_inside_json_do_not_split_lines(feed):
     assert feed(f"data: {payload}\n\n".encode()) == [ServerSentEvent(data=payload)]
 
 
+def test_u2028_inside_data_does_not_split_a_line(feed):
+    assert feed('data: {"text": "one\u2028two"}\n\n'.encode()) == [
+        ServerSentEvent(data='{"text": "one\u2028two"}')
+    ]
+
+
+def test_vertical_tab_form_feed_and_separators_do_not_end_a_line(feed):
+    # str.splitlines() ends lines at each of these; the spec only at CR and LF.
+    text = "a\x0bb\x0cc\x1cd\x1de\x1ef"
+    assert feed(f"data: {text}\n\n".encode()) == [ServerSentEvent(data=text)]
+
+
 def test_a_leading_bom_is_stripped(feed):
     assert feed(b"\xef\xbb\xbfdata: x\n\n") == [ServerSentEvent(data="x")]
 
 
 def test_a_bom_split_across_reads_is_stripped():
     assert parse([b"\xef", b"\xbb", b"\xbfdata: x\n\n"]) == [ServerSentEvent(data="x")]
+
+
+@pytest.mark.parametrize("point", [1, 2])
+def test_a_bom_split_across_two_reads_is_stripped(point):
+    stream = b"\xef\xbb\xbfdata: x\n\n"
+    assert parse(split_at(stream, [point])) == [ServerSentEvent(data="x")]
+
+
+def test_a_bom_arriving_alone_is_stripped_from_the_line_that_follows():
+    assert parse([b"\xef\xbb\xbf", b"", b"data: x\n\n"]) == [ServerSentEvent(data="x")]
+
+
+def test_a_bom_before_a_blank_first_line_is_stripped(feed):
+    assert feed(b"\xef\xbb\xbf\ndata: x\n\n") == [ServerSentEvent(data="x")]
 
 
 def test_only_a_leading_bom_is_stripped(feed):
@@ -124,6 +170,12 @@ def test_the_last_event_id_persists_across_events(feed):
         ServerSentEvent(data="b", id="1"),
         ServerSentEvent(data="c", id=""),
     ]
+
+
+def test_an_id_only_block_sets_the_id_of_the_events_after_it(feed):
+    parser = SSEParser()
+    assert feed(b"id: 5\n\ndata: x\n\n", parser) == [ServerSentEvent(data="x", id="5")]
+    assert parser.last_event_id == "5"
 
 
 def test_an_id_containing_nul_is_ignored(feed):
@@ -191,6 +243,18 @@ def test_an_event_with_too_much_data_is_refused():
     parser = SSEParser(max_line_bytes=100, max_event_bytes=250)
     with pytest.raises(StreamError, match="SSE event"):
         parser.feed(b"data: " + b"x" * 90 + b"\n" * 1 + (b"data: " + b"y" * 90 + b"\n") * 3)
+
+
+def test_an_events_data_is_bounded_across_reads():
+    parser = SSEParser(max_event_bytes=10)
+    assert parser.feed(b"data: 123456\n") == []
+    with pytest.raises(StreamError, match="SSE event of over 12 bytes"):
+        parser.feed(b"data: 123456\n")
+
+
+def test_the_event_limit_counts_each_event_on_its_own(feed):
+    parser = SSEParser(max_event_bytes=10)
+    assert len(feed(b"data: 123456\n\n" * 5, parser)) == 5
 
 
 def test_a_long_line_split_into_many_reads_is_collected_once():
@@ -294,8 +358,7 @@ def test_agrees_with_sseclient_py_where_it_follows_the_spec(blocks, line_end, rn
             text += (f":{value}" if name == ":" else f"{name}: {value}") + line_end
         text += line_end
     stream = text.encode("utf-8")
-    cuts = sorted(rng.randint(0, len(stream)) for _ in range(rng.randint(0, 6)))
-    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    pieces = split_at(stream, [rng.randint(0, len(stream)) for _ in range(rng.randint(0, 6))])
 
     ours = [(e.event, e.data) for e in parse(pieces)]
     theirs = [(e.event, e.data) for e in sseclient.SSEClient(iter(pieces)).events()]
@@ -308,8 +371,8 @@ def test_an_empty_read_between_cr_and_lf_does_not_split_the_crlf():
     ]
 
 
-# A read that is exactly one "data: ..." event takes a shortcut; each of these
-# states from earlier reads must still shape the event it completes.
+# What earlier reads left (a field, a data line, half a line) shapes the
+# event that a later read, holding one whole "data: ..." event, completes.
 
 
 def test_a_one_event_read_after_an_event_field_keeps_the_type():
@@ -361,7 +424,7 @@ def test_a_one_event_read_with_invalid_utf8_gets_the_replacement_character():
     assert parse([b"data: a\n\n", b"data: \xff\n\n"])[1] == ServerSentEvent(data="\ufffd")
 
 
-# Reads made only of one-line data events go the fastest way; these are its edges.
+# An event open at the end of one read, finished by the next.
 
 
 def test_an_event_left_open_at_the_end_of_a_read_is_finished_by_the_next():
@@ -388,3 +451,40 @@ def test_an_open_event_over_the_size_limit_is_refused_in_one_read():
     parser = SSEParser(max_event_bytes=10)
     with pytest.raises(StreamError, match="event of over 20 bytes"):
         parser.feed(b"data: a\n\ndata: " + b"x" * 20 + b"\n")
+
+
+# -- any bytes, any cuts: the three feeds agree -------------------------------
+
+_wire_bytes = st.lists(
+    # Field names, separators, line ends, a BOM, multi-byte and invalid UTF-8, NUL.
+    st.sampled_from(
+        [
+            b"data",
+            b"event",
+            b"id",
+            b"retry",
+            b":",
+            b" ",
+            b"x",
+            b"5",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"\xef\xbb\xbf",
+            b"\xe4\xbd\xa0",
+            b"\xe2\x80\xa8",
+            b"\xff",
+            b"\x00",
+        ]
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_wire_bytes, st.lists(st.integers(0, 200), max_size=8))
+def test_events_do_not_depend_on_where_the_reads_were_cut(stream, points):
+    expected = parse(whole(stream))
+    assert parse(byte_by_byte(stream)) == expected
+    assert parse(random_splits(stream, seed=len(stream))) == expected
+    assert parse(split_at(stream, points)) == expected
