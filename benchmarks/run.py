@@ -1,6 +1,6 @@
 """rawchat against the clients people would pick instead, and a raw-socket floor.
 
-    python -m pip install -e '.[bench]' && python benchmarks/run.py [--quick]
+    python -m pip install -e '.[bench]' && python benchmarks/run.py [--quick] [--before TREE]
 
 A fast loopback server (its own process, precomputed bytes, no http.server)
 answers every client; each client runs each figure in a fresh process and
@@ -9,11 +9,20 @@ Figures are medians, each shown with its ratio to the raw-socket floor
 measured in the same run; a second table checks rawchat's targets. Clients
 that are not installed are skipped.
 
+``--before TREE`` adds "rawchat (before)": the rawchat package found in the
+source tree TREE (an older checkout, say ``git worktree add /tmp/before
+REV``), measured in the same run and interleaved with the others, next to
+"rawchat" from the tree this script belongs to. Each rawchat runs with its
+tree first on ``PYTHONPATH`` and is checked to have loaded from there; the
+code that drives it uses only the API both versions have.
+
 The figures:
 
-* import ms: ``import X`` timed inside a fresh interpreter (bytecode
-  compiled beforehand, as an installed package has it), and the same with a
-  client made (``requests.Session()``, ``rawchat.Client(...)``...).
+* import + client ms: what a program waits for before it can send: the
+  import and a client made (``import rawchat; rawchat.Client(api_key=...,
+  base_url=...)``, ``import requests; requests.Session()``...), timed inside
+  a fresh interpreter with bytecode compiled beforehand, as an installed
+  package has it.
 * requests/s: sequential non-streaming calls over one kept-alive connection.
 * chunks/s: one 5,000-chunk stream, read to the end.
 * first delta: the server sends the first event, then pauses 200 ms; the
@@ -22,6 +31,9 @@ The figures:
   chunking, as some proxies send).
 * SSE parse MB/s: each client's own SSE parser on a 20 MB chat stream cut
   into random 1-16,384-byte pieces (split CRLF-free lines and UTF-8).
+* decode MB/s (rawchat only): the same stream through the whole sans-I/O
+  streaming path, ``ChatStreamDecoder``: SSE, JSON, chunks, the assembled
+  answer.
 * peak RSS and growth: one 50,000-chunk stream read into the whole answer,
   after a warm-up; what a second one adds.
 * concurrency: N threads sharing one client against a server that takes
@@ -43,16 +55,22 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENTS = ["floor", "rawchat", "requests", "requests+sseclient", "httpx+httpx-sse", "openai"]
+BEFORE = "rawchat (before)"
+RAWCHATS = ("rawchat", BEFORE)
+CLIENTS = ["floor", *RAWCHATS, "requests", "requests+sseclient", "httpx+httpx-sse", "openai"]
+# The source tree each rawchat is loaded from: this checkout, and --before's.
+TREES: Dict[str, str] = {"rawchat": os.path.dirname(HERE)}
 KEY = "sk-bench-0000000000000000"
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 LATENCY = 0.01  # seconds the server takes per request in the concurrency figure
 POOL = 10  # rawchat's and requests' default connections per host
 WORDS = ["你好", " world", " token", "，", " stream"]
 
-# What importing each client, and making it ready to send, means.
+# What a program runs before it can send: the import, and a client made.
+RAWCHAT_READY = ("import rawchat", "rawchat.Client(api_key={key!r}, base_url={base!r})")
 IMPORTS = {
-    "rawchat": ("import rawchat", "rawchat.Client({key!r}, {base!r})"),
+    "rawchat": RAWCHAT_READY,
+    BEFORE: RAWCHAT_READY,
     "requests": ("import requests", "requests.Session()"),
     "requests+sseclient": ("import requests, sseclient", "requests.Session()"),
     "httpx+httpx-sse": ("import httpx, httpx_sse", "httpx.Client()"),
@@ -181,9 +199,10 @@ def server_stats(base: str) -> Dict[str, float]:
 
 def make_client(name: str, base: str) -> Dict[str, Callable]:
     """``chat(path) -> text``, ``stream(path) -> iterator of text deltas``,
-    ``parse(pieces) -> list of event data`` (the client's own SSE parser), and
+    ``parse(pieces) -> list of event data`` (the client's own SSE parser),
     ``answer(path) -> the whole streamed text`` (the deltas joined, unless the
-    client has a way of its own)."""
+    client has a way of its own), and for rawchat ``decode(pieces) -> the
+    answer's text`` (the sans-I/O streaming path)."""
     client = _make_client(name, base)
     client.setdefault("answer", lambda path: "".join(client["stream"](path)))
     return client
@@ -193,39 +212,8 @@ def _make_client(name: str, base: str) -> Dict[str, Callable]:
     sys.path.insert(0, HERE)
     import sse_throughput
 
-    if name == "rawchat":
-        import rawchat
-
-        messages = [{"role": "user", "content": "hi"}]
-        clients: Dict[str, Any] = {}
-
-        def at(path: str) -> Any:
-            # The path picks the server's behaviour, so it goes in the base URL.
-            prefix = path.rsplit("/chat/completions", 1)[0]
-            if prefix not in clients:
-                clients[prefix] = rawchat.Client(KEY, base + prefix, max_retries=0)
-            return clients[prefix]
-
-        def chat(path):
-            return at(path).chat(messages, model="m").content
-
-        def stream(path):
-            with at(path).stream(messages, model="m", include_usage=False) as s:
-                yield from s.text()
-
-        def answer(path):
-            # The way to the whole answer: the stream assembles it anyway.
-            with at(path).stream(messages, model="m", include_usage=False) as s:
-                for _ in s.text():
-                    pass
-            return s.completion.content
-
-        return {
-            "chat": chat,
-            "stream": stream,
-            "parse": sse_throughput.parse_rawchat,
-            "answer": answer,
-        }
+    if name in RAWCHATS:
+        return _rawchat(base)
     if name in ("requests", "requests+sseclient"):
         import io
 
@@ -308,6 +296,88 @@ def _make_client(name: str, base: str) -> Dict[str, Callable]:
 
         return {"chat": chat, "stream": stream, "parse": sse_throughput.parse_openai}
     return _floor(base)
+
+
+def _rawchat(base: str) -> Dict[str, Callable]:
+    """rawchat from the tree first on ``PYTHONPATH``, through the API every version has."""
+    import rawchat
+
+    _check_tree(rawchat)
+    messages = [{"role": "user", "content": "hi"}]
+    clients: Dict[str, Any] = {}
+
+    def at(path: str) -> Any:
+        # The path picks the server's behaviour, so it goes in the base URL.
+        prefix = path.rsplit("/chat/completions", 1)[0]
+        if prefix not in clients:
+            clients[prefix] = rawchat.Client(api_key=KEY, base_url=base + prefix, max_retries=0)
+        return clients[prefix]
+
+    def chat(path):
+        return at(path).chat(messages, model="m").content
+
+    def stream(path):
+        with at(path).stream(messages, model="m", include_usage=False) as s:
+            yield from s.text()
+
+    def answer(path):
+        # The way to the whole answer: the stream assembles it anyway.
+        with at(path).stream(messages, model="m", include_usage=False) as s:
+            for _ in s.text():
+                pass
+        return s.completion.content
+
+    def parse(pieces):
+        parser = rawchat.SSEParser()
+        datas = []
+        for piece in pieces:
+            datas += [event.data for event in parser.feed(piece)]
+        parser.close()
+        return datas
+
+    def decode(pieces):
+        decoder = _chat_stream_decoder()()
+        for piece in pieces:
+            for _ in decoder.iter_feed(piece):
+                pass
+        return decoder.close().content
+
+    return {"chat": chat, "stream": stream, "answer": answer, "parse": parse, "decode": decode}
+
+
+def _check_tree(module: Any) -> None:
+    """Refuse to measure a rawchat other than the one the label names."""
+    tree = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+    home = os.path.dirname(os.path.dirname(os.path.realpath(module.__file__)))
+    if not os.path.realpath(module.__file__).startswith(os.path.join(os.path.realpath(tree), "")):
+        raise RuntimeError(f"{module.__name__} was loaded from {home}, not from {tree}")
+
+
+def _check_loaded() -> None:
+    # An editable install's finder serves any rawchat module the tree lacks
+    # from the installed checkout, which would mix two versions in one process.
+    for name, module in list(sys.modules.items()):
+        if (name == "rawchat" or name.startswith("rawchat.")) and getattr(module, "__file__", None):
+            _check_tree(module)
+
+
+def _chat_stream_decoder() -> Any:
+    """The tree's ChatStreamDecoder: in rawchat.stream, later in rawchat.protocol.chat_stream.
+
+    The older home is tried first: asking an older tree for the newer one
+    could load it from an editable install instead (see ``_check_loaded``).
+    """
+    import importlib
+
+    for home in ("rawchat.stream", "rawchat.protocol.chat_stream"):
+        try:
+            module = importlib.import_module(home)
+        except ImportError:
+            continue
+        if hasattr(module, "ChatStreamDecoder"):
+            _check_tree(module)
+            return module.ChatStreamDecoder
+    raise ImportError("no ChatStreamDecoder in rawchat.stream or rawchat.protocol.chat_stream")
 
 
 def _floor(base: str) -> Dict[str, Callable]:
@@ -424,6 +494,18 @@ def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
             started = time.perf_counter()
             client["parse"](pieces)
             results.append(len(data) / 1e6 / (time.perf_counter() - started))
+    elif figure == "decode_mb_s":
+        from sse_throughput import cut, expected_data, make_stream
+
+        data = make_stream(20)
+        chunks = [json.loads(d) for d in expected_data(data) if d != "[DONE]"]
+        expected = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        pieces = cut(data)
+        assert client["decode"](pieces) == expected, "wrong answer"
+        for _ in range(runs):
+            started = time.perf_counter()
+            client["decode"](pieces)
+            results.append(len(data) / 1e6 / (time.perf_counter() - started))
     elif figure == "memory":
         import gc
         import resource
@@ -443,6 +525,8 @@ def measure(name: str, base: str, figure: str, runs: int) -> List[float]:
         results = [peak, second - first]
     elif figure.startswith("threads_"):
         results = _concurrency(name, client, base, int(figure.split("_")[1]), runs)
+    if name in RAWCHATS:
+        _check_loaded()
     return results
 
 
@@ -495,59 +579,80 @@ def _readlink(path: str) -> str:
 # -- the runner -------------------------------------------------------------------------
 
 
-def child(name: str, base: str, figure: str, runs: int) -> Optional[List[float]]:
+def environment(name: str, bytecode: bool = False) -> Dict[str, str]:
+    """A child's environment: a rawchat's own tree first on ``PYTHONPATH``; with
+    ``bytecode``, allowed to write the bytecode an installed package would have."""
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if name in TREES:
+        env["PYTHONPATH"] = os.pathsep.join([TREES[name], *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def python(name: str, code: str, bytecode: bool = False) -> subprocess.CompletedProcess[str]:
+    # Started from this folder: under -c the working directory leads sys.path,
+    # and in a checkout it would put that checkout's rawchat before the tree's.
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        env=environment(name, bytecode),
+        timeout=900,
+    )
+
+
+def child(name: str, base: str, figure: str, runs: int) -> List[float]:
     code = (
         f"import sys, json; sys.path.insert(0, {HERE!r}); import run; "
         f"print(json.dumps(run.measure({name!r}, {base!r}, {figure!r}, {runs})))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900
-    )
+    result = python(name, code)
     if result.returncode != 0:
-        if "ModuleNotFoundError" in result.stderr or "ImportError" in result.stderr:
-            return None
         raise SystemExit(f"{name} {figure} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def import_ms(names: List[str], base: str, runs: int) -> Dict[str, List[List[float]]]:
-    """For each client, ms for the import alone and for the import with a client made.
+def import_ms(names: List[str], base: str, runs: int) -> Dict[str, List[float]]:
+    """For each client, ms samples of the import with a client made.
 
     The samples are interleaved across clients, so that the machine's slow
     spells fall on all of them alike.
     """
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
-    def once(code: str) -> float:
+    def once(name: str, code: str) -> float:
         timed = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
-        out = subprocess.run(
-            [sys.executable, "-c", timed], capture_output=True, text=True, env=environment
-        )
+        out = python(name, timed, bytecode=True)
         if out.returncode != 0:
-            raise ImportError(out.stderr)
+            raise SystemExit(f"{name} import failed:\n{out.stderr[-2000:]}")
         return float(out.stdout) * 1000
 
-    codes = {}
-    for name in names:
-        imports, ready = IMPORTS[name]
-        codes[name] = (imports, f"{imports}; {ready.format(key=KEY, base=base)}")
-        once(codes[name][1])  # writes the bytecode an installed package would have
-    samples: Dict[str, List[List[float]]] = {name: [[], []] for name in names}
+    codes = {name: "; ".join(IMPORTS[name]).format(key=KEY, base=base) for name in names}
+    for name, code in codes.items():
+        once(name, code)  # writes the bytecode an installed package would have
+    samples: Dict[str, List[float]] = {name: [] for name in names}
     for _ in range(max(runs * 3, 11)):
-        for name, (imports, ready) in codes.items():
-            samples[name][0].append(once(imports))
-            samples[name][1].append(once(ready))
+        for name, code in codes.items():
+            samples[name].append(once(name, code))
     return samples
 
 
 def installed(name: str) -> bool:
     if name == "floor":
         return True
-    code = IMPORTS[name][0]
-    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    if name in RAWCHATS:
+        if name not in TREES:
+            return False
+        # A rawchat that does not load is a broken tree, not a missing peer.
+        result = python(name, "import rawchat, run; run._check_tree(rawchat)")
+        if result.returncode != 0:
+            raise SystemExit(f"{name} from {TREES[name]} does not load:\n{result.stderr[-2000:]}")
+        return True
+    return python(name, IMPORTS[name][0]).returncode == 0
 
 
-SERIES = {"requests_per_s", "chunks_per_s", "sse_mb_s"}
+SERIES = {"requests_per_s", "chunks_per_s", "sse_mb_s", "decode_mb_s"}
 SCALING = (1, 2, 5, POOL, POOL * 2, POOL * 4)  # threads, for rawchat alone
 FIGURES = [
     "requests_per_s",
@@ -563,16 +668,19 @@ FIGURES = [
 
 def collect(base: str, runs: int, rounds: int) -> Dict[str, Dict[str, Any]]:
     """Every figure for every client: ``rounds`` fresh processes each, interleaved."""
-    names = [name for name in CLIENTS if installed(name)]
-    for name in sorted(set(CLIENTS) - set(names)):
+    wanted = [name for name in CLIENTS if name not in RAWCHATS or name in TREES]
+    names = [name for name in wanted if installed(name)]
+    for name in sorted(set(wanted) - set(names)):
         print(f"skipped {name}: not installed", file=sys.stderr)
     table: Dict[str, Dict[str, Any]] = {name: {} for name in names}
-    for name, (alone, ready) in import_ms([n for n in names if n != "floor"], base, runs).items():
-        table[name]["import"] = [statistics.median(alone), statistics.median(ready)]
-    table["floor"]["import"] = [0.0, 0.0]
+    for name, samples in import_ms([n for n in names if n != "floor"], base, runs).items():
+        table[name]["import"] = statistics.median(samples)
+    table["floor"]["import"] = 0.0
+    print("measured import", file=sys.stderr)
+    rawchats = [name for name in RAWCHATS if name in names]
     scaling = [f"threads_{n}" for n in SCALING if f"threads_{n}" not in FIGURES]
-    for figure in FIGURES + scaling:
-        clients = ["rawchat"] if figure in scaling else names
+    for figure in [*FIGURES, "decode_mb_s", *scaling]:
+        clients = names if figure in FIGURES else rawchats
         samples: Dict[str, List[List[float]]] = {name: [] for name in clients}
         for _ in range(rounds):
             for name in clients:
@@ -592,7 +700,7 @@ def _cell(value: float, floor: Optional[float] = None, higher: bool = True) -> s
         return text
     if higher:
         return f"{text} ({value / floor:.2f}x)"
-    return f"{text} (+{value - floor:.2f})"
+    return f"{text} ({value - floor:+.2f})"
 
 
 def report(table: Dict[str, Dict[str, Any]], runs: int, rounds: int) -> None:
@@ -600,10 +708,13 @@ def report(table: Dict[str, Dict[str, Any]], runs: int, rounds: int) -> None:
     print(
         f"Python {sys.version.split()[0]}, {os.cpu_count()} cores; medians of {rounds} fresh "
         f"processes x {runs} runs; (x) is the ratio to the raw-socket floor, (+) the ms "
-        "above it; import ms are net of the interpreter, (x) there is the ratio to requests"
+        "above it; import + client ms are net of the interpreter's start, (x) there is the "
+        "ratio to requests"
     )
+    for name in RAWCHATS:
+        if name in TREES and name in table:
+            print(f"{name}: {TREES[name]}")
     columns = [
-        "import ms",
         "import + client ms",
         "requests/s",
         "chunks/s",
@@ -616,12 +727,10 @@ def report(table: Dict[str, Dict[str, Any]], runs: int, rounds: int) -> None:
     ]
     print("| client | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    requests_import = table["requests"]["import"] if "requests" in table else [0.0, 0.0]
+    requests_import = table["requests"]["import"] if "requests" in table else None
     for name, row in table.items():
-        cells = []
-        for value, reference in zip(row["import"], requests_import):
-            ratio = f" ({value / reference:.2f}x)" if reference and name != "floor" else ""
-            cells.append(f"{value:.1f}{ratio}")
+        ratio = f" ({row['import'] / requests_import:.2f}x)" if requests_import else ""
+        cells = [f"{row['import']:.1f}{ratio if name != 'floor' else ''}"]
         for figure in ("requests_per_s", "chunks_per_s"):
             cells.append(_cell(statistics.median(row[figure]), statistics.median(floor[figure])))
         for figure in ("first_delta", "first_delta_close"):
@@ -639,113 +748,151 @@ def report(table: Dict[str, Dict[str, Any]], runs: int, rounds: int) -> None:
         cells.append(f"{_cell(rate, floor[f'threads_{POOL * 2}'][0])} ({opened:.0f}, {left:.0f})")
         print(f"| {name} | " + " | ".join(cells) + " |")
 
+    rawchats = [name for name in RAWCHATS if name in table]
     print()
-    print(f"rawchat, threads sharing one client, {LATENCY * 1000:.0f} ms per request, pool {POOL}:")
-    print("| threads | requests/s | per thread | connections opened | sockets open after |")
-    print("|---|---|---|---|---|")
+    print(f"Threads sharing one client, {LATENCY * 1000:.0f} ms per request, pool {POOL}:")
+    print(
+        "| threads | "
+        + " | ".join(f"{name} req/s (per thread; opened, open after)" for name in rawchats)
+        + " |"
+    )
+    print("|---" * (len(rawchats) + 1) + "|")
     for threads in SCALING:
-        rate, opened, left = table["rawchat"][f"threads_{threads}"]
-        print(f"| {threads} | {rate:,.0f} | {rate / threads:.1f} | {opened:.0f} | {left:.0f} |")
+        cells = []
+        for name in rawchats:
+            rate, opened, left = table[name][f"threads_{threads}"]
+            cells.append(f"{rate:,.0f} ({rate / threads:.1f}; {opened:.0f}, {left:.0f})")
+        print(f"| {threads} | " + " | ".join(cells) + " |")
+    print()
+    compare(table)
     print()
     targets(table)
 
 
+def compare(table: Dict[str, Dict[str, Any]]) -> None:
+    """The rawchats side by side; with --before, what the later one changed."""
+    rawchats = [name for name in RAWCHATS if name in table]
+    series = statistics.median
+    rows: List[Any] = [  # figure, value of a row, and the change as a ratio (or a difference)
+        ("import + client ms", lambda row: row["import"], True),
+        ("requests/s", lambda row: series(row["requests_per_s"]), True),
+        ("chunks/s", lambda row: series(row["chunks_per_s"]), True),
+        ("first delta ms, chunked, from start", lambda row: row["first_delta"][0], False),
+        ("first delta ms, chunked, from flush", lambda row: row["first_delta"][1], False),
+        ("first delta ms, close-delimited, from start", lambda r: r["first_delta_close"][0], False),
+        ("first delta ms, close-delimited, from flush", lambda r: r["first_delta_close"][1], False),
+        ("SSE parse MB/s (`rawchat.SSEParser`)", lambda row: series(row["sse_mb_s"]), True),
+        ("decode MB/s (`ChatStreamDecoder`)", lambda row: series(row["decode_mb_s"]), True),
+        ("peak RSS MB", lambda row: row["memory"][0], True),
+        ("RSS growth MB", lambda row: row["memory"][1], False),
+        (f"{POOL} threads req/s", lambda row: row[f"threads_{POOL}"][0], True),
+        (f"{POOL * 2} threads req/s", lambda row: row[f"threads_{POOL * 2}"][0], True),
+    ]
+    change = len(rawchats) == 2
+    print(" against ".join(rawchats) + ", medians as above:" if change else "rawchat's figures:")
+    print("| figure | " + " | ".join(rawchats) + (" | change |" if change else " |"))
+    print("|---" * (len(rawchats) + 1 + change) + "|")
+    for figure, value, as_ratio in rows:
+        values = [value(table[name]) for name in rawchats]
+        cells = [_cell(v) if v >= 0 else f"{v:.2f}" for v in values]
+        if change:
+            now, before = values
+            ratio = before and now / before
+            cells.append(f"{ratio:.2f}x" if as_ratio and ratio else f"{now - before:+.2f}")
+        print(f"| {figure} | " + " | ".join(cells) + " |")
+
+
 def targets(table: Dict[str, Dict[str, Any]]) -> None:
-    """rawchat's targets, each with the figures that decide it."""
-    ours, floor = table["rawchat"], table["floor"]
-    rows = []
+    """rawchat's targets, each with the figure that decides it, for every rawchat measured."""
+    rawchats = [name for name in RAWCHATS if name in table]
+    floor = table["floor"]
 
-    def median(name: str, figure: str) -> Optional[float]:
-        return statistics.median(table[name][figure]) if name in table else None
+    def ratio(figure: str, peer: str) -> Callable[[str], Optional[float]]:
+        def of(name: str) -> Optional[float]:
+            if peer not in table:
+                return None
+            return statistics.median(table[name][figure]) / statistics.median(table[peer][figure])
 
-    def ratio(figure: str, peer: str) -> Optional[float]:
-        theirs = median(peer, figure)
-        return median("rawchat", figure) / theirs if theirs else None  # type: ignore[operator]
+        return of
 
-    def check(figure: str, target: str, value: Optional[float], limit: float, higher: bool) -> None:
-        if value is None:
-            rows.append((figure, target, "n/a", "peer not installed"))
-            return
-        met = value >= limit if higher else value <= limit
-        rows.append((figure, target, f"{value:.2f}", "met" if met else "not met"))
+    def above_floor(figure: str, index: int) -> Callable[[str], float]:
+        return lambda name: table[name][figure][index] - floor[figure][index]
 
-    imports = table["requests"]["import"] if "requests" in table else None
-    check(
-        "import time",
-        "at most 1.1x `import requests`",
-        imports and ours["import"][0] / imports[0],
-        1.1,
-        False,
-    )
-    check(
-        "import + client",
-        "(reported) vs requests + Session()",
-        imports and ours["import"][1] / imports[1],
-        1.1,
-        False,
-    )
-    check(
-        "requests/s", "at least 0.9x plain requests", ratio("requests_per_s", "requests"), 0.9, True
-    )
-    check(
-        "chunks/s",
-        "at least 0.9x requests iter_lines",
-        ratio("chunks_per_s", "requests"),
-        0.9,
-        True,
-    )
-    check("chunks/s", "at least 10x the openai SDK", ratio("chunks_per_s", "openai"), 10, True)
-    for figure, label in (("first_delta", "chunked"), ("first_delta_close", "close-delimited")):
-        above = [ours[figure][i] - floor[figure][i] for i in (0, 1)]
-        check(
-            f"first delta, {label}",
-            "within 0.5 ms of the floor, from the flush",
-            above[1],
-            0.5,
-            False,
-        )
-        check(
-            f"first delta, {label}",
-            "(reported) ms above the floor, from the start",
-            above[0],
-            0.5,
-            False,
-        )
-    check(
-        "SSE parse",
-        "at least 2.5x sseclient-py",
-        ratio("sse_mb_s", "requests+sseclient"),
-        2.5,
-        True,
-    )
-    check("SSE parse", "at least 1.5x httpx-sse", ratio("sse_mb_s", "httpx+httpx-sse"), 1.5, True)
-    peers = [table[n]["memory"][0] for n in ("requests", "requests+sseclient") if n in table]
-    above = ours["memory"][0] - min(peers) if peers else None
-    check("peak RSS", "MB above the requests-based peers (at most 0)", above, 0.0, False)
-    check(
-        "RSS growth",
-        "MB a second 50,000-chunk stream adds (at most 0.5)",
-        ours["memory"][1],
-        0.5,
-        False,
-    )
-    scale = ours[f"threads_{POOL}"][0] / (POOL * ours["threads_1"][0])
-    check("concurrency", f"{POOL} threads: at least 0.8 x {POOL} x one thread", scale, 0.8, True)
-    left = ours[f"threads_{POOL * 4}"][2]
-    check(
-        "connections", f"{POOL * 4} threads: at most {POOL} sockets open after", left, POOL, False
-    )
-    print("| figure | target | rawchat | verdict |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    def imports(name: str) -> Optional[float]:
+        return table[name]["import"] / table["requests"]["import"] if "requests" in table else None
+
+    def rss(name: str) -> Optional[float]:
+        peers = [table[n]["memory"][0] for n in ("requests", "requests+sseclient") if n in table]
+        return table[name]["memory"][0] - min(peers) if peers else None
+
+    def scale(name: str) -> float:
+        return table[name][f"threads_{POOL}"][0] / (POOL * table[name]["threads_1"][0])
+
+    # figure, target, value, limit (None: reported, not checked), higher is better, unit
+    rows: List[Any] = [
+        ("import + client", "at most 1.25x `import requests; requests.Session()`", imports,
+         1.25, False, "x"),
+        ("requests/s", "at least 0.9x plain requests", ratio("requests_per_s", "requests"),
+         0.9, True, "x"),
+        ("chunks/s", "at least 0.8x requests `iter_lines`", ratio("chunks_per_s", "requests"),
+         0.8, True, "x"),
+        ("chunks/s", "at least 10x the openai SDK", ratio("chunks_per_s", "openai"),
+         10, True, "x"),
+        ("first delta, chunked", "within 0.5 ms of the floor, from the server's flush",
+         above_floor("first_delta", 1), 0.5, False, "ms"),
+        ("first delta, chunked", "ms above the floor, from the request's start (reported)",
+         above_floor("first_delta", 0), None, False, "ms"),
+        ("first delta, close-delimited", "ms above the floor, from the flush (reported)",
+         above_floor("first_delta_close", 1), None, False, "ms"),
+        ("first delta, close-delimited", "ms above the floor, from the start (reported)",
+         above_floor("first_delta_close", 0), None, False, "ms"),
+        ("SSE parse", "at least 2x sseclient-py", ratio("sse_mb_s", "requests+sseclient"),
+         2, True, "x"),
+        ("SSE parse", "at least 1.5x httpx-sse", ratio("sse_mb_s", "httpx+httpx-sse"),
+         1.5, True, "x"),
+        ("peak RSS", "MB above the requests-based peers (at most 0)", rss, 0.0, False, "MB"),
+        ("RSS growth", "MB a second 50,000-chunk stream adds (at most 0.5)",
+         lambda name: table[name]["memory"][1], 0.5, False, "MB"),
+        ("concurrency", f"{POOL} threads: at least 0.8 x {POOL} x one thread", scale,
+         0.8, True, ""),
+        ("connections", f"{POOL * 4} threads: at most {POOL} sockets open after",
+         lambda name: table[name][f"threads_{POOL * 4}"][2], POOL, False, "sockets"),
+    ]  # fmt: skip
+    formats = {"x": "{:.2f}x", "ms": "{:+.2f} ms", "MB": "{:+.2f} MB", "": "{:.2f}"}
+    print("rawchat's targets:")
+    print("| figure | target | " + " | ".join(rawchats) + " |")
+    print("|---|---" + "|---" * len(rawchats) + "|")
+    for figure, target, value, limit, higher, unit in rows:
+        cells = []
+        for name in rawchats:
+            result = value(name)
+            if result is None:
+                cells.append("n/a, peer not installed")
+                continue
+            text = formats.get(unit, "{:.0f} " + unit).format(result)
+            if limit is None:
+                cells.append(text)
+            else:
+                met = result >= limit if higher else result <= limit
+                cells.append(f"{text}, {'met' if met else 'not met'}")
+        print(f"| {figure} | {target} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs and 1 round, not 5 and 2")
+    parser.add_argument(
+        "--before",
+        metavar="TREE",
+        help='also measure "rawchat (before)": the rawchat package in this source tree',
+    )
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
+    if args.before:
+        tree = os.path.abspath(args.before)
+        if not os.path.isfile(os.path.join(tree, "rawchat", "__init__.py")):
+            parser.error(f"--before: no rawchat package in {tree}")
+        TREES[BEFORE] = tree
     runs, rounds = (3, 1) if args.quick else (5, 2)
     queue: Any = multiprocessing.Queue()
     server = multiprocessing.Process(target=serve, args=(queue, LATENCY), daemon=True)

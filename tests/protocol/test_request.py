@@ -8,10 +8,10 @@ import pytest
 
 from rawchat.errors import InvalidRequestError
 from rawchat.protocol.request import (
-    encode_json,
     USER_AGENT,
     build_chat_request,
     build_request,
+    encode_json,
     validate_messages,
 )
 from rawchat.protocol.settings import Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rawchat.protocol.http import Headers
 from rawchat.errors import ConfigError
+from rawchat.protocol.http import Headers
 from rawchat.protocol.retry import Decision, RetryPolicy, parse_http_date, server_wait
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 GMT
