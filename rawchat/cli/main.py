@@ -31,7 +31,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -148,23 +147,17 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ConfigError, InvalidRequestError) as exc:
-        print_error(_for_the_command_line(exc), args.style)
+        print_error(exc, args.style)
         return EXIT_USAGE
     except APIConnectionError as exc:
-        print_error(_for_the_command_line(exc), args.style)
+        print_error(exc, args.style)
         return EXIT_NETWORK
     except RawchatError as exc:
-        print_error(_for_the_command_line(exc), args.style)
+        print_error(exc, args.style)
         return EXIT_API
     finally:
         if args.trace is not None:
             args.trace.close()
-
-
-def _for_the_command_line(exc: RawchatError) -> RawchatError:
-    """``exc`` with a hint that names the command's options, not the Python API's."""
-    exc.hint = re.sub(r"pass api_key=\.\.\.", "choose a provider with --profile NAME", exc.hint)
-    return exc
 
 
 def _global_options(parser: Any, default: Any = None) -> None:

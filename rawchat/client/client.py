@@ -386,8 +386,9 @@ def _settings(api_key: Optional[str], base_url: Optional[str], **options: Any) -
     if settings.api_key is None and known is not None and known.key_required:
         raise ConfigError(
             f"no API key for {settings.base_url}",
-            hint=f"set {settings.key_variable}, pass api_key=..., or try "
-            "rawchat offline against the simulator: `rawchat ask hello`",
+            hint=f"set {settings.key_variable}, choose another provider (--profile on the "
+            "command line, profile= in Python), or try rawchat offline against the "
+            "simulator: `rawchat ask hello`",
         )
     return settings
 

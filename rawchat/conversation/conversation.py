@@ -27,13 +27,9 @@ from ..protocol.completion import Completion
 from ..protocol.request import validate_messages
 from ..protocol.tokens import counter_for, message_tokens
 from ..protocol.trimming import (
-    CONTEXT_WINDOWS,
     STRATEGIES,
-    SUMMARY_PREFIX,
     DropOldest,
-    KeepFirstAndRecent,
     Strategy,
-    Summarize,
     TrimPlan,
     TrimReport,
     TrimState,
@@ -47,17 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..client.client import Client
     from ..client.stream import Stream
 
-__all__ = [
-    "CONTEXT_WINDOWS",
-    "SUMMARY_PREFIX",
-    "Conversation",
-    "DropOldest",
-    "KeepFirstAndRecent",
-    "Strategy",
-    "Summarize",
-    "TrimReport",
-    "context_window_for",
-]
+__all__ = ["Conversation"]
 
 FORMAT = "rawchat.conversation/1"
 

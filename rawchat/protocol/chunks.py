@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from ..errors import StreamError
-from .completion import ChoiceDelta, ToolCallDelta, Usage, read_choice
+from .completion import ChoiceDelta, ToolCallDelta, Usage, read_choice, read_envelope
 from .response import error_details
 from .sse import ServerSentEvent
 
@@ -122,16 +122,11 @@ def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
     if not isinstance(choices, list):
         raise StreamError("malformed chunk: 'choices' is not a list", body=obj)
     usage = obj.get("usage")
-    created = obj.get("created")
-    fingerprint = obj.get("system_fingerprint")
     return Chunk(
-        id=_str(obj.get("id")),
-        model=_str(obj.get("model")),
-        created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
         choices=tuple(_choice_delta(n, choice) for n, choice in enumerate(choices)),
         usage=Usage.from_wire(usage) if usage else None,
-        system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
         raw=obj,
+        **read_envelope(obj),
     )
 
 
@@ -149,10 +144,6 @@ def _choice_delta(position: int, choice: Any) -> ChoiceDelta:
 
 def _malformed(message: str, value: Any) -> StreamError:
     return StreamError(f"malformed chunk: {message}", body=value)
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _loads_or_text(data: str) -> Any:

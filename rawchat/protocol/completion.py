@@ -33,6 +33,7 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "read_choice",
+    "read_envelope",
     "read_tool_calls",
 ]
 
@@ -58,8 +59,8 @@ class Usage:
         """Read a ``usage`` object; ``None`` when absent or not an object."""
         if not isinstance(data, dict):
             return None
-        prompt = _count(data.get("prompt_tokens"))
-        completion = _count(data.get("completion_tokens"))
+        prompt = _int_or(data.get("prompt_tokens"), 0)
+        completion = _int_or(data.get("completion_tokens"), 0)
         details_in = data.get("prompt_tokens_details")
         details_out = data.get("completion_tokens_details")
         # DeepSeek reports its cache hits at the top level.
@@ -70,14 +71,10 @@ class Usage:
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=_count(data.get("total_tokens")) or prompt + completion,
-            cached_tokens=_count(cached),
-            reasoning_tokens=_count(reasoning),
+            total_tokens=_int_or(data.get("total_tokens"), 0) or prompt + completion,
+            cached_tokens=_int_or(cached, 0),
+            reasoning_tokens=_int_or(reasoning, 0),
         )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 @dataclass(frozen=True)
@@ -237,17 +234,23 @@ def read_choice(
     ``reasoning_content`` (DeepSeek) or ``reasoning`` (OpenRouter, vLLM).
     """
     fields = choice.get(key) or {}
-    where = f"choices[{position}]"
+    # Where a field sits, as error messages name it; formatted only on error.
+    inside = "choices[{0}].{1}.{2}"
     return ChoiceDelta(
-        index=_index(choice.get("index"), position),
+        index=_int_or(choice.get("index"), position),
         role=_label(fields.get("role")),
-        content=_text(fields.get("content"), f"{where}.{key}.content", error),
+        content=_text(fields.get("content"), error, inside, position, key, "content"),
         reasoning=_text(
-            fields.get("reasoning_content") or fields.get("reasoning"), f"{where} reasoning", error
+            fields.get("reasoning_content") or fields.get("reasoning"),
+            error,
+            "choices[{0}] reasoning",
+            position,
         ),
-        refusal=_text(fields.get("refusal"), f"{where}.{key}.refusal", error),
+        refusal=_text(fields.get("refusal"), error, inside, position, key, "refusal"),
         tool_calls=read_tool_calls(fields.get("tool_calls"), error),
-        finish_reason=_text(choice.get("finish_reason"), f"{where}.finish_reason", error),
+        finish_reason=_text(
+            choice.get("finish_reason"), error, "choices[{0}].finish_reason", position
+        ),
     )
 
 
@@ -271,7 +274,7 @@ def read_tool_calls(calls: Any, error: Malformed) -> Tuple[ToolCallDelta, ...]:
         result.append(
             ToolCallDelta(
                 # Some servers omit the index when they send whole calls.
-                index=_index(call.get("index"), position),
+                index=_int_or(call.get("index"), position),
                 id=_label(call.get("id")),
                 type=_label(call.get("type")),
                 name=_label(function.get("name")),
@@ -281,8 +284,11 @@ def read_tool_calls(calls: Any, error: Malformed) -> Tuple[ToolCallDelta, ...]:
     return tuple(result)
 
 
-def _text(value: Any, where: str, error: Malformed) -> Optional[str]:
-    """A text field: a string, absent, or (some servers) a list of text parts."""
+def _text(value: Any, error: Malformed, where: str, *place: Any) -> Optional[str]:
+    """A text field: a string, absent, or (some servers) a list of text parts.
+
+    ``where.format(*place)`` names the field in the error for anything else.
+    """
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -293,7 +299,24 @@ def _text(value: Any, where: str, error: Malformed) -> Optional[str]:
             and part.get("type") == "text"
             and isinstance(part.get("text"), str)
         )
-    raise error(f"{where} is {type(value).__name__}, not text", value)
+    raise error(f"{where.format(*place)} is {type(value).__name__}, not text", value)
+
+
+def read_envelope(obj: Mapping[str, Any]) -> Dict[str, Any]:
+    """The fields a completion object and a chunk object share, as keyword arguments.
+
+    ``id`` and ``model`` are ``""`` and ``created`` is 0 when absent or not
+    of their type, as compatible servers leave them out; a
+    ``system_fingerprint`` counts only as a non-empty string.
+    """
+    created = obj.get("created")
+    fingerprint = obj.get("system_fingerprint")
+    return {
+        "id": _label(obj.get("id")) or "",
+        "model": _label(obj.get("model")) or "",
+        "created": _int_or(created, 0),
+        "system_fingerprint": _label(fingerprint),
+    }
 
 
 def _label(value: Any) -> Optional[str]:
@@ -301,5 +324,6 @@ def _label(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
-def _index(value: Any, position: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else position
+def _int_or(value: Any, default: int) -> int:
+    """An integer field (JSON has no other kind; ``true`` is not one), else ``default``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -28,6 +28,7 @@ from .completion import (
     ToolCallDelta,
     Usage,
     read_choice,
+    read_envelope,
     read_tool_calls,
 )
 from .http import HTTPResponse, describe_body, fingerprint
@@ -53,20 +54,15 @@ def completion_from_response(response: HTTPResponse) -> Completion:
             hint="something other than the API answered (a proxy, a login page, "
             f"a web server); check the base URL, which led to {response.url}",
         )
-    completion = parse_completion(response.json(), headers=response.headers)
-    return _with_transport_facts(completion, response)
-
-
-def _with_transport_facts(completion: Completion, response: HTTPResponse) -> Completion:
     return replace(
-        completion,
+        parse_completion(response.json()),
         headers=response.headers,
         request_id=response.request_id,
         elapsed=response.elapsed,
     )
 
 
-def parse_completion(data: Any, *, headers: Any = None) -> Completion:
+def parse_completion(data: Any) -> Completion:
     """A decoded chat completion object to a ``Completion``.
 
     Tolerates what compatible servers leave out (``id``, ``created``,
@@ -90,14 +86,10 @@ def parse_completion(data: Any, *, headers: Any = None) -> Completion:
             hint="is the base URL pointing at a Chat Completions API?",
         )
     return Completion(
-        id=_str(data.get("id")),
-        model=_str(data.get("model")),
-        created=data.get("created") if isinstance(data.get("created"), int) else 0,
         choices=tuple(_parse_choice(n, c) for n, c in enumerate(choices)),
         usage=Usage.from_wire(data.get("usage")),
-        system_fingerprint=data.get("system_fingerprint"),
         raw=data,
-        **({"headers": headers} if headers is not None else {}),
+        **read_envelope(data),
     )
 
 
@@ -134,10 +126,6 @@ def _tool_call(call: ToolCallDelta) -> ToolCall:
 
 def _invalid(message: str, value: Any) -> InvalidResponseError:
     return InvalidResponseError(message, body=value)
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 # -- errors ---------------------------------------------------------------
@@ -257,8 +245,8 @@ def _hint(
     if status == 401:
         if not context.key:
             return (
-                f"no API key was sent to {_host(url)}; set {context.key_variable} "
-                "or pass api_key=..."
+                f"no API key was sent to {_host(url)}; set {context.key_variable}, "
+                "or choose the provider whose key you have (--profile, or profile= in Python)"
             )
         return (
             f"the key from {context.key_source} (ending {fingerprint(context.key)}) "

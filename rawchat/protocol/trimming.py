@@ -288,18 +288,20 @@ class TrimPlan:
         if not self.to_summarize:
             raise ValueError("this plan has nothing to fold into a summary")
 
-        def summary_cost(text: Optional[str]) -> int:
-            return message_tokens({"content": SUMMARY_PREFIX + text}, count) if text else 0
-
         report = replace(
             self.report,
             tokens_sent=self.report.tokens_sent
-            - summary_cost(self.state.summary)
-            + summary_cost(summary),
+            - _summary_tokens(self.state.summary, count)
+            + _summary_tokens(summary, count),
             summarized_messages=len(self.to_summarize),
         )
         state = replace(self.state, summary=summary)
         return replace(self, state=state, report=report, to_summarize=(), summary_tokens=0)
+
+
+def _summary_tokens(summary: Optional[str], count: Callable[[str], int]) -> int:
+    """What the summary's system message costs in the prompt (0 without one)."""
+    return message_tokens({"content": SUMMARY_PREFIX + summary}, count) if summary else 0
 
 
 def split_turns(messages: Sequence[Mapping[str, Any]]) -> List[Tuple[int, int]]:
@@ -345,8 +347,7 @@ def plan_trim(
 
     head = [{"role": "system", "content": system}] if system else []
     fixed = REPLY_PRIMING + sum(message_tokens(m, count) for m in head)
-    if state.summary:
-        fixed += message_tokens({"content": SUMMARY_PREFIX + state.summary}, count)
+    fixed += _summary_tokens(state.summary, count)
     summary_room = strategy.summary_room()
     last = max(len(turns) - 1, 0)
     start = min(state.start, last)

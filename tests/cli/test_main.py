@@ -15,7 +15,8 @@ from ..conftest import KEY
 ANSWER = 'Hello from the rawchat simulator. I received 1 message (about 11 prompt tokens); your last message was: "What is SSE?".\n'
 
 
-def run(*args, input=None, env=None):
+def run(*args, input=None, env=None, text=True):
+    """``python -m rawchat ARGS`` with no provider settings from this environment."""
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "RAWCHAT_"))
     }
@@ -25,7 +26,7 @@ def run(*args, input=None, env=None):
         input=input,
         env=clean,
         capture_output=True,
-        text=True,
+        text=text,
         timeout=60,
     )
 
@@ -303,17 +304,7 @@ def test_a_key_pool_in_the_environment_is_used_not_the_simulator(sim):
 
 
 def run_bytes(*args, input=b"", env=None):
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "RAWCHAT_"))
-    }
-    clean.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "rawchat", *args],
-        input=input,
-        env=clean,
-        capture_output=True,
-        timeout=60,
-    )
+    return run(*args, input=input, env=env, text=False)
 
 
 def closed_stdout(*args, env=None):
