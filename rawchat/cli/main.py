@@ -486,14 +486,20 @@ def _doctor(args: argparse.Namespace) -> int:
     from . import doctor
 
     style = Style(sys.stdout, args.color)
+    key = None
+    if _simulator_chosen(args):
+        # Check the built-in simulator, which the other commands would use.
+        from ..simulator import Simulator
+
+        args.base_url, key = Simulator().start().base_url, SIMULATOR_KEY
     settings = Settings.resolve(
-        base_url=args.base_url, profile=args.profile, model=args.model, environ=os.environ
+        key, args.base_url, profile=args.profile, model=args.model, environ=os.environ
     )
     marks = {doctor.OK: style.good("ok  "), doctor.WARN: style.warn("warn"),
              doctor.FAIL: style.bad("FAIL"), doctor.SKIP: style.dim("skip")}  # fmt: skip
     failed = None
     for check in doctor.run(
-        lambda: client_for(args, max_retries=0),
+        lambda: client_for(args, max_retries=0, api_key=key),
         settings,
         model=settings.model,
         timeout=args.timeout or 10.0,

@@ -428,7 +428,9 @@ class Settings:
         elif var("OPENAI_BASE_URL") and not profile:
             base, base_source = var("OPENAI_BASE_URL") or "", "OPENAI_BASE_URL"
         elif chosen.name == "simulator":
-            base, base_source = "http://127.0.0.1:0/v1", "the simulator profile"
+            # Where `rawchat serve` listens by default; the command line's
+            # ask, chat, models, batch and doctor start one in process instead.
+            base, base_source = "http://127.0.0.1:8765/v1", "the simulator profile"
         else:
             base, base_source = chosen.base_url, f"the {chosen.name} profile"
 

@@ -447,3 +447,15 @@ def test_an_interrupted_batch_says_how_to_resume_and_exits_130(monkeypatch, tmp_
     assert capsys.readouterr().err.splitlines()[-1] == (
         "rawchat: interrupted: 5 of 10 lines written; rerun the same command to resume"
     )
+
+
+def test_doctor_with_the_simulator_profile_checks_the_built_in_simulator():
+    result = run("--profile", "simulator", "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+
+
+def test_curl_with_the_simulator_profile_points_where_serve_listens():
+    result = run("--profile", "simulator", "curl", "hi")
+    assert result.returncode == 0
+    assert result.stdout.startswith("curl 'http://127.0.0.1:8765/v1/chat/completions'")
