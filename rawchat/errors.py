@@ -128,7 +128,14 @@ class APIError(RawchatError):
 
 
 class APIConnectionError(APIError):
-    """No usable HTTP response: DNS, TCP, TLS, proxy, or a dropped connection."""
+    """No usable HTTP response: DNS, TCP, TLS, proxy, or a dropped connection.
+
+    ``request_sent`` says whether the server may have received the request:
+    ``False`` only when the connection was never made (DNS, refused, connect
+    timeout, TLS, proxy), so a retry cannot run the request twice.
+    """
+
+    request_sent: bool = True
 
 
 class APITimeoutError(APIConnectionError):
