@@ -2,8 +2,9 @@
 
 ``Client`` (``client.py``) builds the request and hands over everything the
 loop needs as values: the ``Endpoint`` (settings, transport, resolved
-policies), the ``Clock``, the call's ``Deadline`` and the estimated prompt
-tokens for pacing. The loop never sees the client. Retry timing follows
+policies), the ``Clock``, the call's ``Deadline``, the estimated prompt
+tokens for pacing, and the ``RetryPolicy`` when the call brings its own.
+The loop never sees the client. Retry timing follows
 https://platform.openai.com/docs/guides/error-codes and
 ``protocol/retry.py``; a streamed answer is handed back once its headers
 are in, and ``stream.py`` reads its body.
@@ -38,7 +39,7 @@ from ..policies.keys import PooledKey
 from ..protocol.http import HTTPRequest, HTTPResponse, fingerprint
 from ..protocol.request import with_api_key
 from ..protocol.response import ErrorContext, error_from_response
-from ..protocol.retry import Decision
+from ..protocol.retry import Decision, RetryPolicy
 from ..protocol.settings import Settings, Timeout
 from .clock import Clock, Deadline
 from .transport import StreamingResponse, Transport
@@ -65,9 +66,10 @@ class Call:
     """The attempts of one request against one endpoint.
 
     ``model`` names the model in hooks and error hints; ``tokens`` is the
-    estimated prompt size the pacer reserves. ``retries`` and ``history``
-    (attempt, status or error, delay) grow as it goes; ``key_label`` is the
-    fingerprint of the key the last attempt used.
+    estimated prompt size the pacer reserves. ``retry`` is this call's
+    policy: the endpoint's, unless the call brings one. ``retries`` and
+    ``history`` (attempt, status or error, delay) grow as it goes;
+    ``key_label`` is the fingerprint of the key the last attempt used.
     """
 
     def __init__(
@@ -79,7 +81,11 @@ class Call:
         deadline: Deadline,
         model: Optional[str] = None,
         tokens: int = 0,
+        retry: Optional[RetryPolicy] = None,
     ) -> None:
+        retry = retry if retry is not None else endpoint.policies.retry
+        assert retry is not None  # the client resolves the endpoint's policy
+        self.retry: RetryPolicy = retry
         self.endpoint = endpoint
         self.request = request
         self.clock = clock
@@ -216,8 +222,7 @@ class Call:
         if refused and keys is not None and any(p.retired is None for p in keys.keys):
             # That key is out of rotation now; another may work, at once.
             return Decision(True, 0.0, "key refused; trying another key")
-        assert policies.retry is not None
-        decision = policies.retry.decide(
+        decision = self.retry.decide(
             self.retries,
             status=status,
             headers=error.headers if isinstance(error, APIStatusError) else {},
@@ -225,6 +230,9 @@ class Call:
             rand=self.clock.random(),
             now=self.clock.wall(),
             time_left=self.time_left(),
+            # Only a connection error can say the request never left; a
+            # stream that broke off was, like any answer, received first.
+            request_sent=getattr(error, "request_sent", True),
         )
         budget = policies.retry_budget
         if decision.retry and budget is not None and not budget.allows_retry():
@@ -249,10 +257,9 @@ class Call:
             self._emit("error", self.request, attempt=attempt, status=status, error=error,
                        detail=decision.reason)  # fmt: skip
             raise error
-        assert self.endpoint.policies.retry is not None
         log.info(
             "%s %s failed (%s); retry %d of %d in %.2f s", method, url, what, attempt,
-            self.endpoint.policies.retry.max_retries, decision.delay,
+            self.retry.max_retries, decision.delay,
         )  # fmt: skip
         self._emit("retry", self.request, attempt=attempt, status=status, error=error,
                    delay=decision.delay, detail=decision.reason)  # fmt: skip

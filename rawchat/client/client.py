@@ -67,7 +67,8 @@ class Client:
     a ``Timeout``; ``read`` is the longest silence allowed between two
     reads. ``deadline`` bounds a whole call, retries, waits and fallbacks
     included. ``max_retries`` makes the ``RetryPolicy`` unless ``policies``
-    brings one. Pass ``session`` to use your own ``requests.Session``
+    brings one; ``chat()`` and ``stream()`` take ``retry=`` to use another
+    for one call. Pass ``session`` to use your own ``requests.Session``
     (proxies, certificates, adapters), and ``trace`` to see every exchange on
     the wire (``rawchat.client.trace``).
 
@@ -112,9 +113,7 @@ class Client:
             project=project, api_version=api_version, timeout=timeout,
             max_retries=max_retries, headers=default_headers,
         )  # fmt: skip
-        if deadline is not None and not deadline > 0:
-            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
-        self.deadline = deadline
+        self.deadline = _checked_deadline(deadline)
         self.clock = clock or Clock()
         self.policies = _resolved(policies, max_retries, self.settings.base_url)
         #: Per-model correction of token estimates, from the usage servers report.
@@ -165,19 +164,23 @@ class Client:
         *,
         model: Optional[str] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
         **params: Any,
     ) -> Completion:
         """Send ``messages`` and return the whole answer as a ``Completion``.
 
         ``params`` go into the request body as given: ``temperature``,
         ``max_tokens``, ``tools``, ``response_format``, ``n``...
-        ``extra_headers`` are sent with this request only.
+        ``extra_headers`` are sent with this request only. ``retry`` replaces
+        the client's ``RetryPolicy`` for this call, fallbacks included (e.g.
+        ``RetryPolicy(resend=False)`` for a request that must not run twice).
         """
         if "stream" in params or "include_usage" in params:
             raise InvalidRequestError(
                 "chat() returns a whole answer; 'stream' is not one of its parameters",
                 hint="call client.stream(...) for a streamed answer",
             )
+        retry = _checked_retry(retry)
         route = self._route(model or self.settings.model, messages, params)
         deadline = self.clock.deadline(self.deadline)
 
@@ -186,7 +189,7 @@ class Client:
                 target.endpoint.settings, messages, model=target.model,
                 extra_headers=extra_headers, **params,
             )  # fmt: skip
-            call, estimate = self._call(target, request, deadline, params)
+            call, estimate = self._call(target, request, deadline, params, retry)
             completion = completion_from_response(call.send())
             if call.retries:
                 completion = replace(completion, retries_taken=call.retries)
@@ -202,6 +205,7 @@ class Client:
         include_usage: bool = True,
         extra_headers: Optional[Mapping[str, str]] = None,
         on_complete: Optional[Callable[[Completion], None]] = None,
+        retry: Optional[RetryPolicy] = None,
         **params: Any,
     ) -> Stream:
         """Send ``messages`` with ``stream: true``; returns a ``Stream``.
@@ -211,8 +215,10 @@ class Client:
         stops asking for the final usage chunk, for servers that reject
         ``stream_options``. ``on_complete`` is called with the ``Completion``
         once the stream has ended properly. Fallbacks are tried while no
-        content has reached the caller.
+        content has reached the caller. ``retry`` replaces the client's
+        ``RetryPolicy`` for this call, as in ``chat()``.
         """
+        retry = _checked_retry(retry)
 
         def request_for(target: Target[Endpoint]) -> HTTPRequest:
             return build_chat_request(
@@ -222,7 +228,7 @@ class Client:
 
         route = self._route(model or self.settings.model, messages, params)
         deadline = self.clock.deadline(self.deadline)
-        opening = _StreamOpening(self, route, request_for, deadline, params, on_complete)
+        opening = _StreamOpening(self, route, request_for, deadline, params, on_complete, retry)
         return Stream(
             opening.open, clock=self.clock.monotonic, deadline=deadline.at,
             on_complete=opening.finished,
@@ -272,9 +278,11 @@ class Client:
         request: HTTPRequest,
         deadline: Deadline,
         params: Mapping[str, Any],
+        retry: Optional[RetryPolicy] = None,
     ) -> Tuple[Call, int]:
         """The attempt loop for ``request``, once the usage budget allows it; and
-        the prompt's raw token estimate, for the reported usage to correct."""
+        the prompt's raw token estimate, for the reported usage to correct.
+        ``retry``, when given, is the call's own policy."""
         body = request.json()
         estimate = estimate_messages(body["messages"], tools=body.get("tools"), model=target.model)
         tokens = self.calibration.correct(target.model, estimate)
@@ -284,7 +292,7 @@ class Client:
             usage.check(target.model, tokens, int(cap))
         call = Call(
             target.endpoint, request, clock=self.clock, deadline=deadline, model=target.model,
-            tokens=tokens,
+            tokens=tokens, retry=retry,
         )  # fmt: skip
         return call, estimate
 
@@ -322,8 +330,10 @@ class _StreamOpening:
         deadline: Deadline,
         params: Mapping[str, Any],
         on_complete: Optional[Callable[[Completion], None]],
+        retry: Optional[RetryPolicy] = None,
     ) -> None:
         self.client = client
+        self.retry = retry
         self.route = route
         self.request_for = request_for
         self.deadline = deadline
@@ -350,7 +360,9 @@ class _StreamOpening:
 
     def _open_at(self, target: Target[Endpoint]) -> Any:
         request = self.primary if target is self.first else self.request_for(target)
-        self.call, self.estimate = self.client._call(target, request, self.deadline, self.params)
+        self.call, self.estimate = self.client._call(
+            target, request, self.deadline, self.params, self.retry
+        )
         return self.call.open_stream()
 
     def finished(self, completion: Completion) -> Completion:
@@ -391,6 +403,31 @@ def _settings(api_key: Optional[str], base_url: Optional[str], **options: Any) -
             "simulator: `rawchat ask hello`",
         )
     return settings
+
+
+def _checked_deadline(deadline: Any) -> Optional[float]:
+    """A deadline is ``None`` or a finite number of seconds above zero."""
+    if deadline is None:
+        return None
+    wanted = "a positive number of seconds (e.g. deadline=30), or None for no deadline"
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise ConfigError(
+            f"deadline must be {wanted}, got {deadline!r} ({type(deadline).__name__})"
+        )
+    if deadline != deadline or deadline in (float("inf"), float("-inf")):
+        raise ConfigError(f"deadline must be {wanted}, got {deadline!r}, which is not finite")
+    if deadline <= 0:
+        raise ConfigError(f"deadline must be {wanted}, got {deadline!r}, which is not above zero")
+    return deadline
+
+
+def _checked_retry(retry: Any) -> Optional[RetryPolicy]:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(
+            f"retry must be a RetryPolicy, got {type(retry).__name__}",
+            hint="client.chat(..., retry=rawchat.RetryPolicy(max_retries=0, resend=False))",
+        )
+    return retry
 
 
 def _resolved(policies: Policies, max_retries: int, base_url: str) -> Policies:

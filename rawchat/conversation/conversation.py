@@ -10,7 +10,8 @@ sends the whole conversation every time. ``Conversation`` keeps it, and
 * sends what the trimming plan says fits the budget
   (``rawchat.protocol.trimming``: turns, strategies, the low-water mark),
   asking the model for the summary when a ``Summarize`` plan calls for one;
-* keeps named threads (topics), and saves to JSON atomically.
+* keeps named threads (topics), and saves to JSON atomically;
+* takes one turn at a time, also when shared between threads.
 
 This module is the shell around that pure plan: it holds the history and
 each thread's ``TrimState``, calls the client, and writes files.
@@ -19,8 +20,21 @@ each thread's ``TrimState``, calls the client, and writes files.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+)
 
 from ..errors import InvalidRequestError
 from ..protocol.completion import Completion
@@ -43,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..client.client import Client
     from ..client.stream import Stream
 
-__all__ = ["Conversation"]
+__all__ = ["Conversation", "TurnStream"]
 
 FORMAT = "rawchat.conversation/1"
 
@@ -65,6 +79,16 @@ class Conversation:
     call; ``reserve`` (room for the reply) to the call's ``max_tokens``, or a
     quarter of the window up to 4,096 tokens. ``counter`` counts the tokens
     of a text: the heuristic by default, or ``tokens.exact_counter()``.
+
+    One turn at a time. A conversation may be shared between threads, and
+    its turns are serialized: ``ask()`` holds the conversation's lock from
+    preparing the request until the answer is committed, so an ``ask()``
+    from another thread waits its turn and then sends the history with the
+    first turn in it. A streamed turn does not hold the lock while the
+    caller reads: from ``stream()`` until that stream completes, fails or
+    is closed, another turn (``ask()``, ``stream()``), ``add()`` or
+    ``reset()`` is refused with ``InvalidRequestError`` (waiting instead
+    would hang a caller that asks again from inside its own ``with`` block).
     """
 
     def __init__(
@@ -88,6 +112,9 @@ class Conversation:
         #: What fitting the last successful request did, and what it sent.
         self.last_trim: Optional[TrimReport] = None
         self.last_sent: List[Dict[str, Any]] = []
+        # Reentrant: a hook running inside a turn may still read the conversation.
+        self._lock = threading.RLock()
+        self._open_stream: Optional[object] = None  # the open streamed turn's token
 
     # -- the history ----------------------------------------------------------
 
@@ -107,24 +134,30 @@ class Conversation:
 
     def switch(self, name: str) -> None:
         """Make ``name`` the current thread, creating it empty if new."""
-        self._threads.setdefault(name, _Thread())
-        self.thread = name
+        with self._lock:
+            self._threads.setdefault(name, _Thread())
+            self.thread = name
 
     def reset(self, keep_system: bool = True) -> None:
         """Forget the current thread's turns (and the system prompt, if asked)."""
-        self._threads[self.thread] = _Thread()
-        if not keep_system:
-            self.system = None
+        with self._lock:
+            self._refuse_while_streaming("reset")
+            self._threads[self.thread] = _Thread()
+            if not keep_system:
+                self.system = None
 
     def add(self, message: Mapping[str, Any], *, pinned: bool = False) -> None:
         """Append a message as it is; ``pinned`` keeps its turn from ever being trimmed.
 
         The history is checked as a whole before the next request is sent.
         """
-        thread = self._current
-        thread.messages.append(dict(message))
-        thread.tokens.append(message_tokens(message, self.counter or counter_for(self.model or "")))
-        thread.pinned.append(pinned)
+        count = self.counter or counter_for(self.model or "")
+        with self._lock:
+            self._refuse_while_streaming("add a message")
+            thread = self._current
+            thread.messages.append(dict(message))
+            thread.tokens.append(message_tokens(message, count))
+            thread.pinned.append(pinned)
 
     # -- asking -----------------------------------------------------------------
 
@@ -137,12 +170,17 @@ class Conversation:
         tool_results: Optional[Mapping[str, str]] = None,
         **params: Any,
     ) -> Completion:
-        """Send ``text`` (and/or ``tool_results``: call id -> output); commit on success."""
+        """Send ``text`` (and/or ``tool_results``: call id -> output); commit on success.
+
+        Another thread's turn waits until this one is committed or failed.
+        """
         model = model or self.model or client.settings.model
         new = self._new_messages(text, tool_results)
-        messages, commit = self._prepare(client, model, new, params)
-        completion = client.chat(messages, model=model, **params)
-        commit(completion)
+        with self._lock:
+            self._refuse_while_streaming("ask")
+            messages, commit = self._prepare(client, model, new, params)
+            completion = client.chat(messages, model=model, **params)
+            commit(completion)
         return completion
 
     def stream(
@@ -153,12 +191,33 @@ class Conversation:
         model: Optional[str] = None,
         tool_results: Optional[Mapping[str, str]] = None,
         **params: Any,
-    ) -> Stream:
-        """Like ``ask``, streamed; the turn is committed when the stream completes."""
+    ) -> TurnStream:
+        """Like ``ask``, streamed; the turn is committed when the stream completes.
+
+        Until the stream completes, fails or is closed, the next turn is
+        refused (see the class docstring): read it in a ``with`` block.
+        """
         model = model or self.model or client.settings.model
         new = self._new_messages(text, tool_results)
-        messages, commit = self._prepare(client, model, new, params)
-        return client.stream(messages, model=model, on_complete=commit, **params)
+        with self._lock:
+            self._refuse_while_streaming("start another turn")
+            messages, commit = self._prepare(client, model, new, params)
+            stream = client.stream(messages, model=model, on_complete=commit, **params)
+            token = self._open_stream = object()
+        return TurnStream(stream, lambda: self._stream_ended(token))
+
+    def _stream_ended(self, token: object) -> None:
+        # No lock: only this token's end clears it, and only once.
+        if self._open_stream is token:
+            self._open_stream = None
+
+    def _refuse_while_streaming(self, what: str) -> None:
+        if self._open_stream is not None:
+            raise InvalidRequestError(
+                f"cannot {what}: a streamed turn of this conversation is still open",
+                hint="read that stream to its end or close it (leave its `with` "
+                "block) first; a conversation takes one turn at a time",
+            )
 
     @staticmethod
     def _new_messages(
@@ -223,6 +282,10 @@ class Conversation:
     # -- saving ---------------------------------------------------------------------
 
     def to_dict(self) -> Dict[str, Any]:
+        with self._lock:  # not half a turn
+            return self._as_dict()
+
+    def _as_dict(self) -> Dict[str, Any]:
         return {
             "format": FORMAT,
             "system": self.system,
@@ -294,3 +357,73 @@ class Conversation:
         conversation.thread = data.get("thread", "main")
         conversation._threads.setdefault(conversation.thread, _Thread())
         return conversation
+
+
+class TurnStream:
+    """The ``Stream`` of one conversation turn, as ``Conversation.stream()`` returns it.
+
+    It reads as the client's ``Stream`` (``rawchat.client.stream``) does:
+    ``with``, iteration, ``text()``, ``completion``, ``close()``, and the
+    stream's other attributes pass through to ``stream``. It also tells its
+    conversation when the turn is over, so the next one may start: when the
+    stream completes, fails, or is closed (or dropped unread).
+    """
+
+    def __init__(self, stream: Stream, ended: Callable[[], None]) -> None:
+        self.stream = stream
+        # Called once, by whichever comes first: an end seen here, or the
+        # garbage collector taking a stream nobody read or closed.
+        self._ended = weakref.finalize(self, ended)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+    def __enter__(self) -> TurnStream:
+        try:
+            self.stream.__enter__()
+        except BaseException:
+            self._ended()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._watched(self.stream)
+
+    def text(self) -> Iterator[str]:
+        """The first choice's text deltas, each as soon as its bytes arrive."""
+        return self._watched(self.stream.text())
+
+    @property
+    def completion(self) -> Completion:
+        """The assembled answer; reads the rest of the stream if needed."""
+        try:
+            return self.stream.completion
+        finally:
+            self._ended()
+
+    def close(self) -> None:
+        """Stop reading and release the connection; the conversation is free again."""
+        try:
+            self.stream.close()
+        finally:
+            self._ended()
+
+    def _watched(self, items: Iterable[Any]) -> Iterator[Any]:
+        try:
+            # Not `yield from`: it would close the stream's own iterator too
+            # when the caller leaves this loop early.
+            for item in items:  # noqa: UP028
+                yield item
+        except GeneratorExit:
+            # The caller stopped reading this loop; the stream stays open
+            # (another loop may read on) until it is closed.
+            raise
+        except BaseException:
+            self._ended()
+            raise
+        self._ended()

@@ -7,11 +7,23 @@ random number, the wall-clock time (for ``Retry-After`` dates) and the time
 left before its deadline, then sleeps itself. So the schedule is a table
 you can test, print, and plot.
 
-What is retried: connection failures and timeouts (the request may never
-have reached the server), 408 Request Timeout, 409 Conflict, 429 Too Many
-Requests (but not ``insufficient_quota``: an empty account does not refill
-by waiting) and every 5xx. The server can overrule this with
-``x-should-retry: true`` or ``false``, as OpenAI's own SDKs honour.
+What is retried: 408 Request Timeout, 409 Conflict, 429 Too Many Requests
+(but not ``insufficient_quota``: an empty account does not refill by
+waiting), every 5xx, and connection failures. The server can overrule the
+statuses with ``x-should-retry: true`` or ``false``, as OpenAI's own SDKs
+honour.
+
+Connection failures come in two kinds, told apart by the caller
+(``APIConnectionError.request_sent``). A connection that was never made
+(DNS, refused, connect timeout, TLS, proxy) never carried the request:
+retrying it cannot run the request twice, so it is always retried. A
+failure after the request went out (a read timeout, a connection reset
+while waiting for the answer, a response that broke off) may mean the
+server received the request and is working on it, or has finished. Those
+are retried too by default (``resend=True``): a model call that stalls is
+usually worth one more try, and the price is that the server may see the
+request twice, and bill both. ``resend=False`` stops there, for requests
+that must not run twice or are too dear to pay for twice.
 
 How long: the server's word first, ``retry-after-ms`` (milliseconds, an
 OpenAI extension) then ``Retry-After`` (seconds or an HTTP-date, RFC 9110
@@ -142,7 +154,8 @@ class RetryPolicy:
     requests). ``initial_delay``, ``multiplier``, ``max_delay``: the
     backoff cap sequence above. ``jitter``: ``"full"``, ``"equal"`` or
     ``"none"``. ``max_server_wait``: the longest server-requested wait to
-    sleep through.
+    sleep through. ``resend``: whether to retry a connection failure after
+    the request was sent, when the server may have received it (see above).
     """
 
     max_retries: int = 2
@@ -151,8 +164,11 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: str = "full"
     max_server_wait: float = 60.0
+    resend: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.resend, bool):
+            raise ConfigError(f"resend must be True or False, got {self.resend!r}")
         retries = self.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
             raise ConfigError(
@@ -189,10 +205,14 @@ class RetryPolicy:
         status: Optional[int],
         headers: Mapping[str, str],
         code: Optional[str] = None,
+        *,
+        request_sent: bool = True,
     ) -> Decision:
         """Classification alone: may this outcome be retried at all?
 
-        ``status`` is ``None`` for a connection failure or timeout.
+        ``status`` is ``None`` for a connection failure or timeout;
+        ``request_sent`` is then whether the server may have received the
+        request (``False`` only when the connection was never made).
         """
         should = (headers.get("x-should-retry") or "").strip().lower()
         if should == "false":
@@ -200,7 +220,11 @@ class RetryPolicy:
         if should == "true":
             return Decision(True, reason="the server said x-should-retry: true")
         if status is None:
-            return Decision(True, reason="connection failed")
+            if not request_sent:
+                return Decision(True, reason="the connection was never made")
+            if self.resend:
+                return Decision(True, reason="connection failed")
+            return Decision(False, reason="the server may have received the request; resend=False")
         if status == 429 and code == "insufficient_quota":
             return Decision(False, reason="insufficient_quota is not fixed by waiting")
         if status in RETRYABLE_STATUSES or status >= 500:
@@ -217,6 +241,7 @@ class RetryPolicy:
         rand: float = 1.0,
         now: Optional[float] = None,
         time_left: Optional[float] = None,
+        request_sent: bool = True,
     ) -> Decision:
         """Retry or stop after an attempt that failed.
 
@@ -224,9 +249,11 @@ class RetryPolicy:
         ``rand``: a random number in [0, 1) for the jitter. ``now``: Unix
         time, for ``Retry-After`` dates. ``time_left``: seconds until the
         caller's deadline, which a retry must not oversleep.
+        ``request_sent``: for a connection failure (``status`` ``None``),
+        whether the server may have received the request.
         """
         headers = headers if headers is not None else {}
-        verdict = self.retryable(status, headers, code)
+        verdict = self.retryable(status, headers, code, request_sent=request_sent)
         if not verdict.retry:
             return verdict
         if retries_taken >= self.max_retries:

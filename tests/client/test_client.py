@@ -164,6 +164,144 @@ def test_connection_errors_are_retried():
     assert make_client(fake).chat(HI, model="m").retries_taken == 1
 
 
+def never_sent():
+    """A connection failure before the request left (as DNS or a refused connect)."""
+    failure = APIConnectionError("could not connect to api.test: connection refused")
+    failure.request_sent = False
+    return failure
+
+
+def read_timeout():
+    return responses.Response(
+        responses.POST, URL, body=requests.exceptions.ReadTimeout("read timed out")
+    )
+
+
+SSE = (
+    'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hello"},'
+    '"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
+
+
+@responses.activate
+def test_a_read_timeout_is_retried_by_default_though_the_server_may_have_seen_it():
+    for _ in range(3):
+        responses.add(read_timeout())
+    with pytest.raises(APITimeoutError) as caught:
+        make_client().chat(HI, model="m")
+    assert len(responses.calls) == 3
+    assert caught.value.attempts == (
+        (1, "APITimeoutError", 0.25),
+        (2, "APITimeoutError", 0.5),
+        (3, "APITimeoutError", 0.0),
+    )
+
+
+@responses.activate
+def test_resend_false_for_one_call_does_not_send_again_what_the_server_may_have(caplog):
+    fake = FakeTime()
+    responses.add(read_timeout())
+    responses.add(responses.POST, URL, json=ANSWER)
+    with caplog.at_level(logging.INFO, logger="rawchat"):
+        with pytest.raises(APITimeoutError) as caught:
+            make_client(fake).chat(HI, model="m", retry=RetryPolicy(resend=False))
+    assert len(responses.calls) == 1
+    assert fake.slept == []
+    assert caught.value.attempts == ((1, "APITimeoutError", 0.0),)
+    assert caplog.messages == [
+        f"POST {URL} failed (APITimeoutError); not retrying: "
+        "the server may have received the request; resend=False"
+    ]
+
+
+@responses.activate
+def test_resend_false_still_retries_a_connection_that_was_never_made():
+    fake = FakeTime()
+    responses.add(responses.POST, URL, body=never_sent())
+    responses.add(responses.POST, URL, json=ANSWER)
+    done = make_client(fake).chat(HI, model="m", retry=RetryPolicy(resend=False))
+    assert (done.content, done.retries_taken, fake.slept) == ("hello", 1, [0.25])
+
+
+@responses.activate
+def test_resend_false_in_the_client_policies_holds_for_every_call():
+    responses.add(read_timeout())
+    responses.add(read_timeout())
+    client = make_client(policies=Policies(retry=RetryPolicy(resend=False)))
+    for _ in range(2):
+        with pytest.raises(APITimeoutError):
+            client.chat(HI, model="m")
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_retry_policy_for_one_call_leaves_the_client_policy_as_it_was():
+    for status in (503, 503, 200):
+        responses.add(reply(status))
+    client = make_client()
+    with pytest.raises(InternalServerError):
+        client.chat(HI, model="m", retry=RetryPolicy(max_retries=0))
+    assert len(responses.calls) == 1
+    assert client.chat(HI, model="m").retries_taken == 1
+    assert client.policies.retry == RetryPolicy()
+    assert json.loads(responses.calls[0].request.body) == {"model": "m", "messages": HI}
+
+
+@responses.activate
+def test_a_retry_policy_for_one_stream_decides_its_retries():
+    fake = FakeTime()
+    responses.add(read_timeout())
+    responses.add(responses.POST, URL, body=SSE, content_type="text/event-stream")
+    client = make_client(fake)
+    with pytest.raises(APITimeoutError):
+        with client.stream(HI, model="m", retry=RetryPolicy(resend=False)) as stream:
+            "".join(stream.text())
+    assert len(responses.calls) == 1
+    with client.stream(HI, model="m", retry=RetryPolicy(max_retries=1)) as stream:
+        assert "".join(stream.text()) == "hello"
+    assert (stream.retries_taken, len(responses.calls), fake.slept) == (0, 2, [])
+
+
+@responses.activate
+def test_a_stream_with_resend_false_retries_a_connection_never_made():
+    responses.add(responses.POST, URL, body=never_sent())
+    responses.add(responses.POST, URL, body=SSE, content_type="text/event-stream")
+    with make_client().stream(HI, model="m", retry=RetryPolicy(resend=False)) as stream:
+        assert "".join(stream.text()) == "hello"
+    assert stream.retries_taken == 1
+
+
+def test_a_call_retry_that_is_not_a_retry_policy_is_a_config_error():
+    with pytest.raises(ConfigError) as caught:
+        make_client().chat(HI, model="m", retry=3)
+    assert caught.value.message == "retry must be a RetryPolicy, got int"
+
+
+@pytest.mark.parametrize(
+    "deadline, why",
+    [
+        ("3", "got '3' (str)"),
+        (True, "got True (bool)"),
+        ([30], "got [30] (list)"),
+        (0, "got 0, which is not above zero"),
+        (-1, "got -1, which is not above zero"),
+        (float("nan"), "got nan, which is not finite"),
+        (float("inf"), "got inf, which is not finite"),
+    ],
+)
+def test_a_bad_deadline_is_a_config_error_that_says_what_is_wrong(deadline, why):
+    with pytest.raises(ConfigError) as caught:
+        make_client(deadline=deadline)
+    assert caught.value.message == (
+        "deadline must be a positive number of seconds (e.g. deadline=30), "
+        f"or None for no deadline, {why}"
+    )
+
+
+def test_a_whole_or_fractional_deadline_is_kept_as_given():
+    assert (make_client(deadline=30).deadline, make_client(deadline=0.5).deadline) == (30, 0.5)
+
+
 @responses.activate
 def test_the_deadline_is_never_overslept():
     fake = FakeTime()

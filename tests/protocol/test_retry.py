@@ -66,6 +66,49 @@ def test_which_outcomes_are_retryable(status, code, retry):
     assert RetryPolicy().retryable(status, {}, code).retry is retry
 
 
+@pytest.mark.parametrize(
+    "resend, request_sent, expected",
+    [
+        (True, False, Decision(True, reason="the connection was never made")),
+        (False, False, Decision(True, reason="the connection was never made")),
+        (True, True, Decision(True, reason="connection failed")),
+        (
+            False,
+            True,
+            Decision(False, reason="the server may have received the request; resend=False"),
+        ),
+    ],
+)
+def test_a_connection_failure_is_resent_only_if_allowed_or_never_sent(
+    resend, request_sent, expected
+):
+    policy = RetryPolicy(resend=resend)
+    assert policy.retryable(None, {}, request_sent=request_sent) == expected
+
+
+def test_resend_is_on_by_default_and_a_request_counts_as_sent_unless_told():
+    assert RetryPolicy().resend is True
+    assert RetryPolicy().retryable(None, {}) == Decision(True, reason="connection failed")
+
+
+@pytest.mark.parametrize(
+    "request_sent, expected",
+    [
+        (False, Decision(True, delay=0.25, reason="the connection was never made")),
+        (True, Decision(False, reason="the server may have received the request; resend=False")),
+    ],
+)
+def test_decide_passes_on_whether_the_request_was_sent(request_sent, expected):
+    policy = RetryPolicy(resend=False)
+    assert policy.decide(0, rand=0.5, request_sent=request_sent) == expected
+
+
+def test_resend_false_still_retries_statuses():
+    assert RetryPolicy(resend=False).decide(0, status=503, rand=0.5) == Decision(
+        True, delay=0.25, reason="status 503"
+    )
+
+
 def test_x_should_retry_overrules_the_status():
     policy = RetryPolicy()
     assert policy.retryable(400, Headers({"x-should-retry": "true"})).retry is True
@@ -154,6 +197,8 @@ def test_nonsense_policies_are_refused(bad):
         ({"max_retries": 10**6}, "got 1000000"),
         ({"max_delay": float("inf")}, "max_delay must be a finite number >= 0"),
         ({"initial_delay": float("nan")}, "initial_delay must be a finite number >= 0"),
+        ({"resend": "no"}, "resend must be True or False, got 'no'"),
+        ({"resend": 0}, "resend must be True or False, got 0"),
     ],
 )
 def test_a_policy_that_makes_no_sense_is_a_config_error_saying_what(kwargs, message):
