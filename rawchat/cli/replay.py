@@ -9,7 +9,8 @@ https://platform.openai.com/docs/api-reference/chat-streaming):
 
 * a leading byte order mark, and mixed line endings;
 * events that are not JSON, error objects and ``event: error``;
-* no ``[DONE]``, events after it, an unterminated event at the end;
+* no ``[DONE]``, events after it (listed, but not part of the answer, as
+  a live stream ignores them), an unterminated event at the end;
 * no finish reason, or a stream that ends before one.
 
 Pure: bytes in, a ``Replay`` value out.
@@ -78,13 +79,17 @@ def analyse(data: bytes) -> Replay:
             if item is DONE:
                 summary = "[DONE]"
                 done_at = done_at or number
+            elif item is None and event.event == "message":
+                summary = "empty data, skipped"
             elif item is None:
                 summary = f"ignored event type {event.event!r}"
             else:
                 if done_at is not None:
+                    # The answer ended at [DONE]: a live client ignores this.
                     fault = "after [DONE]"
                     faults.append(f"event #{number} arrives after [DONE]")
-                accumulator.add(item)  # type: ignore[arg-type]
+                else:
+                    accumulator.add(item)  # type: ignore[arg-type]
                 summary = _describe(item)  # type: ignore[arg-type]
         reports.append(EventReport(number, event.event, summary, fault))
 

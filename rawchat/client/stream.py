@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Optional
+from urllib.parse import urlsplit
 
 from ..errors import (
     APIConnectionError,
@@ -172,7 +173,7 @@ class Stream:
         if self._whole_json:
             try:
                 data = json.loads(self._source.read())
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InvalidResponseError(
                     "the server answered the stream request with malformed JSON",
                     status_code=self._source.status_code,
@@ -180,12 +181,40 @@ class Stream:
             yield self._delivered(decoder.feed_completion(data))
             return
         deadline, clock = self._deadline, self._clock
-        for data in self._source.iter_bytes():
+        for data in self._reads():
             if deadline is not None and clock() > deadline:
                 raise _DeadlinePassed("the stream passed the call's deadline")
             for chunk in decoder.iter_feed(data):
                 # Once content has been handed over there is nothing left to note.
                 yield chunk if self._content_delivered else self._delivered(chunk)
+            if decoder.done:
+                # [DONE]: the answer is final. Servers that hold the connection
+                # open after it would otherwise turn it into a read timeout.
+                return
+
+    def _reads(self) -> Iterator[bytes]:
+        """The body's bytes; a read timeout after events is reported as a stall."""
+        asked = self._clock()
+        try:
+            for data in self._source.iter_bytes():
+                yield data
+                asked = self._clock()  # the caller wants more: the wait starts now
+        except APITimeoutError as exc:
+            if not self._decoder.events:
+                raise  # nothing arrived: the transport's words fit
+            raise self._stalled(self._clock() - asked) from exc
+
+    def _stalled(self, seconds: float) -> APITimeoutError:
+        characters = len(self._decoder.accumulator.completion().content or "")
+        host = urlsplit(self._source.url).netloc.rpartition("@")[2]  # no credentials
+        return APITimeoutError(
+            f"the stream from {host} stalled: nothing for {round(seconds, 1):g} s after "
+            f"{self._decoder.events} events ({characters} characters "
+            "of the answer)",
+            hint="the server stopped mid-answer (the read timeout ran out): it may be "
+            "overloaded, or a proxy between you and it buffers the stream; the text "
+            "so far is on the error's .partial",
+        )
 
     def _delivered(self, chunk: Chunk) -> Chunk:
         if not self._content_delivered:

@@ -8,6 +8,13 @@ the body the decoder says whether the stream ended properly: it did if it
 sent ``data: [DONE]`` or every choice got a ``finish_reason``; otherwise it
 was cut off, and ``IncompleteStreamError`` says so with the partial answer
 attached rather than passing a prefix off as the answer.
+
+``data: [DONE]`` makes the answer final. Some servers send more after it
+(a stray chunk, a second ``[DONE]``) or keep the connection open; what
+follows is parsed only to be counted (``ignored_events`` and
+``ignored_bytes``, for whoever reports on the stream), never interpreted or
+added to the answer; the caller should stop reading once ``done`` is set
+rather than wait for the server to close.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ class ChatStreamDecoder:
         self.accumulator = Accumulator()
         self.done = False  # saw data: [DONE]
         self.events = 0
+        #: Events after ``[DONE]``, and the UTF-8 size of their data: not read.
+        self.ignored_events = 0
+        self.ignored_bytes = 0
 
     def feed(self, data: bytes) -> List[Chunk]:
         """Decode the next bytes; return the chunks they complete."""
@@ -49,6 +59,10 @@ class ChatStreamDecoder:
         self.events += len(events)
         add = self.accumulator.add
         for event in events:
+            if self.done:
+                self.ignored_events += 1
+                self.ignored_bytes += len(event.data.encode("utf-8"))
+                continue
             try:
                 item = interpret(event)
             except StreamError as exc:

@@ -11,8 +11,11 @@ each carrying ``choices[i].delta`` fragments, and then the literal
 * An error can arrive inside a 200 stream, as a data event holding
   ``{"error": {...}}`` or as ``event: error``; it raises ``StreamError``
   with the provider's message.
-* A malformed chunk (not JSON, not an object) raises ``StreamError``
-  quoting it, instead of a ``JSONDecodeError`` from deep inside.
+* A malformed chunk (not JSON, not an object, JSON nested too deeply for
+  the parser) raises ``StreamError`` quoting it, instead of a
+  ``JSONDecodeError`` or ``RecursionError`` from deep inside.
+* An event with empty data (a bare ``data:`` line, sent by some servers
+  and proxies as a keep-alive) carries nothing and is skipped.
 * Reasoning deltas come as ``reasoning_content`` (DeepSeek) or
   ``reasoning`` (OpenRouter, vLLM); both land in ``reasoning``.
 * A choice's ``delta`` is read by the code that reads a plain answer's
@@ -86,14 +89,15 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     """One SSE event of a chat stream: a ``Chunk``, ``DONE``, or ``None``.
 
     ``None`` is for events that carry nothing for us (an unknown event
-    type, such as a provider's ``event: ping``).
+    type, such as a provider's ``event: ping``, or empty data).
     """
     data = event.data
     if event.event == "error":
         raise _stream_error(_loads_or_text(data), data)
-    if event.event != "message":
+    stripped = data.strip()
+    if event.event != "message" or not stripped:
         return None
-    if data.strip() == "[DONE]":
+    if stripped == "[DONE]":
         return DONE
     try:
         obj = json.loads(data)
@@ -103,6 +107,12 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
             hint="the server or a proxy corrupted the stream; `rawchat replay` "
             "shows a saved capture event by event",
             body=data,
+        ) from None
+    except RecursionError:
+        # json.loads recurses once per level of nesting: a hostile "[[[[..."
+        # runs out of stack long before it runs out of input.
+        raise StreamError(
+            f"malformed chunk, nested too deeply to parse: {_excerpt(data)}", body=data
         ) from None
     if not isinstance(obj, dict):
         raise StreamError(f"malformed chunk, not a JSON object: {_excerpt(data)}", body=data)
@@ -149,7 +159,7 @@ def _malformed(message: str, value: Any) -> StreamError:
 def _loads_or_text(data: str) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return data
 
 

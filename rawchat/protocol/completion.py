@@ -56,11 +56,19 @@ class Usage:
 
     @classmethod
     def from_wire(cls, data: Any) -> Optional[Usage]:
-        """Read a ``usage`` object; ``None`` when absent or not an object."""
+        """Read a ``usage`` object; ``None`` when absent or not an object.
+
+        Counts feed budgets and bills, so a count no real answer can have
+        (negative, ``true``, over a billion) reads as 0 rather than
+        be trusted. ``total_tokens`` is never less than its two parts, and
+        is their sum when any count was refused: a server cannot slip an
+        answer past a token budget by what it reports.
+        """
         if not isinstance(data, dict):
             return None
-        prompt = _int_or(data.get("prompt_tokens"), 0)
-        completion = _int_or(data.get("completion_tokens"), 0)
+        reported = (data.get("prompt_tokens"), data.get("completion_tokens"))
+        prompt, completion = (_token_count(n) for n in reported)
+        total = _token_count(data.get("total_tokens"))
         details_in = data.get("prompt_tokens_details")
         details_out = data.get("completion_tokens_details")
         # DeepSeek reports its cache hits at the top level.
@@ -68,13 +76,27 @@ class Usage:
         if isinstance(details_in, dict):
             cached = details_in.get("cached_tokens", cached)
         reasoning = details_out.get("reasoning_tokens") if isinstance(details_out, dict) else 0
+        # Refused: present, but not read as sent (absent and null read as 0).
+        refused = (prompt, completion) != tuple(n or 0 for n in reported)
+        if refused or total < prompt + completion:
+            total = prompt + completion
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=_int_or(data.get("total_tokens"), 0) or prompt + completion,
-            cached_tokens=_int_or(cached, 0),
-            reasoning_tokens=_int_or(reasoning, 0),
+            total_tokens=total,
+            cached_tokens=_token_count(cached),
+            reasoning_tokens=_token_count(reasoning),
         )
+
+
+#: More tokens than any model reads or writes in one call: a count above it is an error.
+_MAX_TOKENS = 10**9
+
+
+def _token_count(value: Any) -> int:
+    """A token count that can be true (an integer from 0 to ``_MAX_TOKENS``), else 0."""
+    count = _int_or(value, 0)
+    return count if 0 <= count <= _MAX_TOKENS else 0
 
 
 @dataclass(frozen=True)

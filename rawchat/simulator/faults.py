@@ -32,7 +32,13 @@ fault                  effect
 ``drop-mid-chunk``     streams: close in the middle of the second event
 ``truncate=N``         streams: end cleanly after N events, without finish or [DONE]
 ``no-done``            streams: everything but the final ``data: [DONE]``
+``after-done``         streams: one more content event after ``data: [DONE]``
+``hold-open=S``        streams: keep the connection open, silent, for S seconds
+                       (default 30) after the last event (``data: [DONE]``)
 ``bad-json``           streams: the first content event is malformed JSON
+``deep-json``          streams: the first content event is JSON nested 100,000 deep
+``empty-data``         streams: a bare ``data:`` line (an event with empty data)
+                       between events
 ``error-mid``          streams: an ``{"error": ...}`` data event after the first content
 ``error-event``        streams: an ``event: error`` after the first content
 ``keepalive``          streams: ``: keep-alive`` comments between events
@@ -77,7 +83,8 @@ FAULTS: Dict[str, Optional[float]] = {
     "400": None, "401": None, "403": None, "404": None, "409": None, "422": None,
     "500": None, "503": None, "429": 1.0, "slow-down": 1.0, "quota": None, "502": None, "html": None,
     "delay": 1.0, "drop": None, "interval": 0.05, "stall": 2.0, "drop-after": 2,
-    "drop-mid-chunk": None, "truncate": 2, "no-done": None, "bad-json": None,
+    "drop-mid-chunk": None, "truncate": 2, "no-done": None, "after-done": None,
+    "hold-open": 30.0, "bad-json": None, "deep-json": None, "empty-data": None,
     "error-mid": None, "error-event": None, "keepalive": None, "crlf": None, "cr": None,
     "bom": None, "split": None, "json-stream": None, "reasoning": None,
 }  # fmt: skip
@@ -198,6 +205,8 @@ HTML_PAGE = (
 )
 
 _BAD_JSON = b'data: {"id":"chatcmpl-sim","choices":[{"index":0,"delta":{"content":"oops"\n\n'
+_DEEP_JSON = b"data: " + b"[" * 100_000 + b"\n\n"
+_AFTER_DONE = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": " (sent after [DONE])"}, "finish_reason": None}]}  # fmt: skip
 _ERROR_OBJECT = {"error": {"message": "The server had an error while streaming (simulated fault).", "type": "server_error", "param": None, "code": "stream_error"}}  # fmt: skip
 
 
@@ -211,21 +220,26 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
     first_content = min(1, len(events) - 1)
     if "bad-json" in names and len(events) > 1:
         events[1] = _BAD_JSON
+    if "deep-json" in names and len(events) > 1:
+        events[1] = _DEEP_JSON
     for fault, event in (
         ("error-mid", b"data: " + json.dumps(_ERROR_OBJECT).encode() + b"\n\n"),
         ("error-event", b"event: error\ndata: " + json.dumps(_ERROR_OBJECT).encode() + b"\n\n"),
     ):
         if fault in names:
             events = [*events[: first_content + 1], event]
-    if "no-done" in names and events and events[-1].startswith(b"data: [DONE]"):
+    ends_with_done = bool(events) and events[-1].startswith(b"data: [DONE]")
+    if "no-done" in names and ends_with_done:
         events.pop()
+    elif "after-done" in names and ends_with_done:
+        events.append(b"data: " + json.dumps(_AFTER_DONE).encode() + b"\n\n")
     if "truncate" in names:
         events = events[: int(names["truncate"] or 0)]
-    comment = b": keep-alive\n\n"
+    comment, empty = b": keep-alive\n\n", b"data:\n\n"
     for fault, ending in (("crlf", b"\r\n"), ("cr", b"\r")):
         if fault in names:
             events = [e.replace(b"\n", ending) for e in events]
-            comment = comment.replace(b"\n", ending)
+            comment, empty = (c.replace(b"\n", ending) for c in (comment, empty))
             break
     if "bom" in names and events:
         events[0] = b"\xef\xbb\xbf" + events[0]
@@ -234,6 +248,8 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
     for index, event in enumerate(events):
         if index and "keepalive" in names:
             steps.append(comment)
+        if index and "empty-data" in names:
+            steps.append(empty)
         steps.append(event)
         if index == first_content and "stall" in names:
             steps.append(Pause(float(names["stall"] or 0)))
@@ -243,6 +259,8 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
         steps = [*kept, Drop()]
     elif "drop-mid-chunk" in names and len(events) > 1:
         steps = [events[0], Drop(events[1][: len(events[1]) // 2])]
+    if "hold-open" in names and not (steps and isinstance(steps[-1], Drop)):
+        steps.append(Pause(float(names["hold-open"] or 0)))
     if "split" in names:
         # Pieces sent back to back would reach the client in one read; the
         # gap keeps the cuts where the client's parser has to deal with them.

@@ -65,6 +65,32 @@ def test_events_after_done_are_flagged():
     assert analyse(ROLE + STOP + DONE + HELLO + DONE).faults == ("event #4 arrives after [DONE]",)
 
 
+def test_events_after_done_are_listed_but_not_part_of_the_answer():
+    replay = analyse(ROLE + HELLO + STOP + DONE + HELLO)
+    assert replay.events[4] == EventReport(5, "message", "content='Hello'", "after [DONE]")
+    assert replay.completion.content == "Hello"
+
+
+def test_empty_data_events_are_listed_as_skipped_not_as_faults():
+    replay = analyse(ROLE + b"data:\n\n" + HELLO + b"data\n\n" + STOP + DONE)
+    assert [e.summary for e in replay.events] == [
+        "role=assistant",
+        "empty data, skipped",
+        "content='Hello'",
+        "empty data, skipped",
+        "finish_reason=stop",
+        "[DONE]",
+    ]
+    assert (replay.faults, replay.completion.content) == ((), "Hello")
+
+
+def test_a_deeply_nested_event_is_flagged_as_malformed():
+    replay = analyse(ROLE + b"data: " + b"[" * 100_000 + b"\n\n" + STOP + DONE)
+    assert replay.faults == (
+        "event #2: malformed chunk, nested too deeply to parse: '" + "[" * 120 + "'...",
+    )
+
+
 def test_tool_call_fragments_are_described_and_assembled():
     data = (
         b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":""}}]}}]}\n\n'

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
 import rawchat
+from rawchat.client.stream import Stream
 from rawchat.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -18,6 +20,7 @@ from rawchat.errors import (
 )
 from rawchat.policies import Fallback, Policies
 from rawchat.protocol.chat_stream import ChatStreamDecoder
+from rawchat.protocol.http import Headers
 from rawchat.simulator import Simulator
 
 from ..conftest import KEY
@@ -344,3 +347,109 @@ def test_iter_feed_hands_over_each_chunk_before_decoding_the_next():
     assert decoder.accumulator.chunks == 1
     assert [c.content for c in chunks] == ["b", "c"]
     assert decoder.accumulator.chunks == 3
+
+
+def test_a_deeply_nested_json_answer_to_a_stream_request_is_a_typed_error():
+    body = b"[" * 100_000
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        body
+    )
+    with RawServer(lambda conn, req: conn.sendall(head + body)) as server, pytest.raises(
+        InvalidResponseError, match="answered the stream request with malformed JSON"
+    ), raw_client(server).stream(HI, model="m") as stream:
+        list(stream.text())
+
+
+# -- [DONE] ends the stream; a stall says what arrived --------------------------
+
+
+class Source:
+    """A response whose body is ``reads``, after which reading raises ``then``."""
+
+    headers = Headers([("content-type", "text/event-stream")])
+    status_code = 200
+    url = "https://api.example.com/v1/chat/completions"
+
+    def __init__(self, reads, then, before_then=lambda: None):
+        self.reads, self.then, self.before_then = reads, then, before_then
+        self.closed = False
+
+    def iter_bytes(self):
+        yield from self.reads
+        self.before_then()
+        raise self.then
+
+    def close(self):
+        self.closed = True
+
+
+def stream_of(source, clock=lambda: 0.0):
+    def opener(failure):
+        if failure is not None:
+            raise failure  # no retries here
+        return source, 0
+
+    return Stream(opener, clock=clock)
+
+
+def test_done_ends_the_stream_at_once_and_releases_the_connection():
+    source = Source([STREAM + delta(" and more")], then=AssertionError("read past [DONE]"))
+    with stream_of(source) as stream:
+        assert "".join(stream.text()) == "你好"
+        assert source.closed
+    assert (stream.completion.content, stream.completion.usage.total_tokens) == ("你好", 6)
+
+
+def test_a_server_holding_the_connection_open_after_done_does_not_time_the_answer_out():
+    release = threading.Event()
+
+    def script(conn, request):
+        conn.sendall(SSE_HEAD + STREAM + delta(" and more"))
+        release.wait(10)  # open and silent until the test is over
+
+    with RawServer(script) as server:
+        try:
+            with raw_client(server, timeout=(2, 0.5)).stream(HI, model="m") as stream:
+                text = "".join(stream.text())
+        finally:
+            release.set()
+    assert (text, stream.completion.finish_reason) == ("你好", "stop")
+
+
+def test_a_stall_after_events_says_how_many_arrived_and_keeps_the_partial_answer():
+    now = [100.0]
+
+    def later():
+        now[0] += 0.3
+
+    cause = APITimeoutError("api.example.com sent nothing in 0.3 s (read timeout)")
+    events = delta(role="assistant", content="") + delta("word " * 9) * 9
+    source = Source([events], then=cause, before_then=later)
+    with pytest.raises(APITimeoutError) as caught:
+        "".join(stream_of(source, clock=lambda: now[0]).text())
+    assert caught.value.message == (
+        "the stream from api.example.com stalled: nothing for 0.3 s after 10 events "
+        "(405 characters of the answer)"
+    )
+    assert "overloaded" in caught.value.hint and "proxy" in caught.value.hint
+    assert caught.value.__cause__ is cause
+    assert caught.value.partial.content == "word " * 81
+    assert source.closed
+
+
+def test_a_stall_message_names_the_host_without_credentials_in_the_url():
+    source = Source([delta("x")], then=APITimeoutError("read timeout"))
+    source.url = "https://user:secret@gateway.example:8443/v1/chat/completions"
+    with pytest.raises(APITimeoutError) as caught:
+        stream_of(source).completion
+    assert caught.value.message == (
+        "the stream from gateway.example:8443 stalled: nothing for 0 s after 1 events "
+        "(1 characters of the answer)"
+    )
+
+
+def test_a_timeout_before_any_event_keeps_the_transports_words():
+    cause = APITimeoutError("api.example.com sent nothing in 0.3 s (read timeout)")
+    with pytest.raises(APITimeoutError) as caught:
+        stream_of(Source([b": keep-alive\n\n"], then=cause)).completion
+    assert caught.value is cause

@@ -89,3 +89,49 @@ def test_iter_feed_yields_the_chunks_of_one_read_in_order():
     stream = b"".join(frame(chunk({"content": text})) for text in ["a", "b", "c"])
     assert [c.content for c in decoder.iter_feed(stream)] == ["a", "b", "c"]
     assert decoder.events == 3
+
+
+# After [DONE]: a stray chunk, an error and a second [DONE], none of them read.
+AFTER_DONE = (
+    frame(chunk({"content": " and more"}))
+    + b'event: error\ndata: {"error": {"message": "late"}}\n\n'
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize("split", FEEDS, ids=lambda f: f.__name__)
+def test_done_makes_the_answer_final_and_what_follows_is_only_counted(split):
+    decoder = ChatStreamDecoder()
+    stream = frame(chunk({"content": "ok"}, finish="stop")) + b"data: [DONE]\n\n" + AFTER_DONE
+    chunks = [c for piece in split(stream) for c in decoder.feed(piece)]
+    assert [c.content for c in chunks] == ["ok"]
+    assert decoder.close().content == "ok"
+    assert (decoder.done, decoder.events, decoder.ignored_events) == (True, 5, 3)
+    assert decoder.ignored_bytes == 147  # their data: 111 + 30 + len("[DONE]")
+
+
+def test_a_stream_with_nothing_after_done_ignores_nothing():
+    decoder = ChatStreamDecoder()
+    decoder.feed(frame(chunk({"content": "ok"})) + b"data: [DONE]\n\n")
+    assert (decoder.ignored_events, decoder.ignored_bytes) == (0, 0)
+
+
+@pytest.mark.parametrize("split", FEEDS, ids=lambda f: f.__name__)
+def test_empty_data_events_between_chunks_are_skipped(split):
+    decoder = ChatStreamDecoder()
+    stream = (
+        frame(chunk({"content": "a"}))
+        + b"data:\n\n"
+        + b"data\r\n\r\n"
+        + frame(chunk({"content": "b"}, finish="stop"))
+    )
+    for piece in split(stream):
+        decoder.feed(piece)
+    assert decoder.close().content == "ab"
+
+
+def test_a_deeply_nested_chunk_raises_stream_error_with_the_answer_so_far():
+    decoder = ChatStreamDecoder()
+    with pytest.raises(StreamError, match="malformed chunk, nested too deeply") as caught:
+        decoder.feed(frame(chunk({"content": "half"})) + b"data: " + b"[" * 100_000 + b"\n\n")
+    assert caught.value.partial.content == "half"

@@ -18,7 +18,7 @@ from rawchat.protocol.chunks import (
 )
 from rawchat.protocol.completion import Usage
 from rawchat.protocol.response import parse_completion
-from rawchat.protocol.sse import ServerSentEvent
+from rawchat.protocol.sse import ServerSentEvent, SSEParser
 
 
 def data(text: str, event: str = "message") -> ServerSentEvent:
@@ -120,6 +120,32 @@ def test_text_after_or_inside_a_chunk_object_is_malformed(text):
 
 def test_unknown_event_types_are_skipped():
     assert interpret(data('{"x":1}', event="ping")) is None
+
+
+@pytest.mark.parametrize("capture", [b"data:\n\n", b"data\n\n", b"data: \n\n", b"data:\ndata:\n\n"])
+def test_an_event_with_empty_data_is_skipped_not_malformed(capture):
+    parser = SSEParser()
+    [event] = parser.feed(capture)
+    assert interpret(event) is None
+
+
+def test_an_event_with_only_whitespace_data_is_skipped():
+    assert interpret(data(" \t\n ")) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, '{"choices":' + "[" * 100_000, '{"x":' + '{"x":' * 100_000],
+    ids=["arrays", "inside a chunk", "objects"],
+)
+def test_json_nested_too_deeply_is_a_malformed_chunk_not_a_recursion_error(text):
+    with pytest.raises(StreamError, match="malformed chunk, nested too deeply to parse: '"):
+        interpret(data(text))
+
+
+def test_an_error_event_nested_too_deeply_still_raises_stream_error():
+    with pytest.raises(StreamError, match="inside the stream: \\[\\[\\["):
+        interpret(data("[" * 100_000, event="error"))
 
 
 def test_a_whole_completion_reads_as_one_big_delta():

@@ -59,6 +59,10 @@ MATRIX = {
     "truncate=1": [OK0, OK1, OK1],
     "truncate=4": [OK0, Expect("IncompleteStreamError", 1), Expect("IncompleteStreamError", 1)],
     "no-done": [OK0] * 3,
+    "after-done": [OK0] * 3,
+    "hold-open=5": [OK0] * 3,
+    "empty-data": [OK0] * 3,
+    "deep-json": [OK0, Expect("StreamError", 1), Expect("StreamError", 1)],
     "bad-json": [OK0, Expect("StreamError", 1), Expect("StreamError", 1)],
     "error-mid": [OK0, Expect("StreamError", 1), Expect("StreamError", 1)],
     "error-event": [OK0, Expect("StreamError", 1), Expect("StreamError", 1)],
@@ -81,6 +85,7 @@ class Row:
     attempts: int
     seconds: float
     history_kept: Optional[bool] = None  # conversations only
+    answer: str = ""  # the text handed to the caller, when the call succeeded
 
 
 def run_case(sim: Simulator, fault: str, operation: str) -> Row:
@@ -98,18 +103,18 @@ def run_case(sim: Simulator, fault: str, operation: str) -> Row:
     conversation.add({"role": "assistant", "content": "answer"})
     saved = json.dumps(conversation.to_dict(), sort_keys=True)
     started = time.monotonic()
-    outcome = "ok"
+    outcome, answer = "ok", ""
     try:
         if operation == "chat":
-            client.chat(messages, model="gpt-4o-mini", extra_headers=headers)
+            answer = client.chat(messages, model="gpt-4o-mini", extra_headers=headers).content
         elif operation == "stream":
             with client.stream(messages, model="gpt-4o-mini", extra_headers=headers) as stream:
-                "".join(stream.text())
+                answer = "".join(stream.text())
         else:
             with conversation.stream(
                 client, "next", model="gpt-4o-mini", extra_headers=headers
             ) as s:
-                "".join(s.text())
+                answer = "".join(s.text())
     except rawchat.RawchatError as exc:
         outcome = type(exc).__name__
     finally:
@@ -119,7 +124,9 @@ def run_case(sim: Simulator, fault: str, operation: str) -> Row:
     if operation == "conversation":
         now = json.dumps(conversation.to_dict(), sort_keys=True)
         kept = (now == saved) if outcome != "ok" else (len(conversation.messages) == 5)
-    return Row(fault, operation, expected, outcome, sim.request_count - before, seconds, kept)
+    return Row(
+        fault, operation, expected, outcome, sim.request_count - before, seconds, kept, answer
+    )
 
 
 def run_matrix() -> List[Row]:

@@ -26,6 +26,9 @@ def test_fault_outcome_attempts_and_time(sim, fault, operation):
     row = run_case(sim, fault, operation)
     assert (row.outcome, row.attempts) == (row.expected.outcome, row.expected.attempts)
     assert row.seconds < row.expected.seconds
+    if row.outcome == "ok":  # the whole answer, and nothing sent after its end
+        prompt = "next" if operation == "conversation" else "你好"
+        assert row.answer.endswith(f'your last message was: "{prompt}".')
     if operation == "conversation":
         assert row.history_kept is True
 

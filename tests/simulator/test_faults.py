@@ -74,6 +74,20 @@ EVENTS = [b"data: role\n\n", b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\
         ("cr,bom,truncate=1", [b"\xef\xbb\xbfdata: role\r\r"]),
         ("keepalive,truncate=2", [b"data: role\n\n", b": keep-alive\n\n", b"data: one\n\n"]),
         ("interval=0.5,truncate=2", [b"data: role\n\n", Pause(0.5), b"data: one\n\n"]),
+        ("empty-data,truncate=2", [b"data: role\n\n", b"data:\n\n", b"data: one\n\n"]),
+        ("hold-open=3", [*EVENTS, Pause(3.0)]),
+        ("hold-open,drop-after=1", [b"data: role\n\n", Drop()]),
+        (
+            "after-done",
+            [
+                *EVENTS,
+                b'data: {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "choices": '
+                b'[{"index": 0, "delta": {"content": " (sent after [DONE])"}, '
+                b'"finish_reason": null}]}\n\n',
+            ],
+        ),
+        ("after-done,no-done", [b"data: role\n\n", b"data: one\n\n", b"data: two\n\n"]),
+        ("deep-json,truncate=2", [b"data: role\n\n", b"data: " + b"[" * 100_000 + b"\n\n"]),
         (
             "crlf,split,truncate=1",
             [b"data: role\r", Pause(SPLIT_GAP), b"\n\r", Pause(SPLIT_GAP), b"\n"],
@@ -146,6 +160,10 @@ def attempts(sim):
         ("crlf,split,bom", "stream", 0, []),
         ("interval=0.001", "stream", 0, []),
         ("json-stream", "stream", 0, []),
+        ("after-done", "stream", 0, []),
+        ("hold-open=5", "stream", 0, []),
+        ("empty-data,crlf", "stream", 0, []),
+        ("deep-json", "chat", 0, []),
     ],
 )
 def test_faults_the_client_survives(faulty, sim, slept, script, operation, retries, sleeps):
@@ -170,6 +188,7 @@ def test_faults_the_client_survives(faulty, sim, slept, script, operation, retri
         ("html", "chat", InvalidResponseError, "HTML page titled 'Sign in to the network'", 1),
         ("html", "stream", InvalidResponseError, "expected an event stream", 1),
         ("bad-json", "stream", StreamError, "malformed chunk, not JSON", 1),
+        ("deep-json", "stream", StreamError, "malformed chunk, nested too deeply", 1),
         ("error-mid", "stream", StreamError, "error while streaming", 1),
         ("error-event", "stream", StreamError, "error while streaming", 1),
         ("drop-after=3", "stream", APIConnectionError, "broke off", 1),
@@ -190,7 +209,9 @@ def test_a_truncated_stream_keeps_the_partial_answer(faulty):
 
 def test_a_stall_mid_stream_ends_at_the_read_timeout(sim):
     client = rawchat.Client(KEY, sim.base_url, timeout=(2, 0.3), max_retries=0)
-    with pytest.raises(APITimeoutError, match="read timeout") as caught:
+    with pytest.raises(
+        APITimeoutError, match=r"stalled: nothing for [0-9.]+ s after 2 events \(5 char"
+    ) as caught:
         client.stream(
             HI, model="gpt-4o-mini", extra_headers={"X-Rawchat-Fault": "stall=3"}
         ).completion
