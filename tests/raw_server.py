@@ -13,10 +13,15 @@ class RawServer:
 
     ``script(conn, request_bytes)`` writes whatever it likes; the connection
     is closed when it returns. ``requests`` counts the connections served.
+    With ``read_request=False`` the script starts at once, with ``b""``: for
+    a server that answers before any request (or a TLS hello) is in.
     """
 
-    def __init__(self, script: Callable[[socket.socket, bytes], None]) -> None:
+    def __init__(
+        self, script: Callable[[socket.socket, bytes], None], *, read_request: bool = True
+    ) -> None:
         self.script = script
+        self.read_request = read_request
         self.requests: List[bytes] = []
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,7 +60,7 @@ class RawServer:
     def _handle(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with conn:
-            request = _read_request(conn)
+            request = _read_request(conn) if self.read_request else b""
             self.requests.append(request)
             try:
                 self.script(conn, request)

@@ -1,7 +1,8 @@
 """Wire traces: every request, response head and raw body piece, with its time.
 
 The transport reports each attempt as an *exchange*: the request as sent
-(credentials redacted to their last four characters), then the status line
+(credentials redacted to their last four characters, and any in the URL to
+``***``), then the status line
 and headers, then every piece of body exactly as it came off the socket,
 each stamped with the milliseconds since the request started. Three sinks:
 
@@ -24,7 +25,7 @@ import re
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..protocol.http import Headers, HTTPRequest
+from ..protocol.http import Headers, HTTPRequest, redact_url
 from ..storage import atomic_write
 
 __all__ = ["Exchange", "HARTrace", "JSONLinesTrace", "MultiTrace", "TextTrace", "Trace", "escape"]
@@ -202,7 +203,7 @@ class TextTrace(Trace):
     def on_request(self, exchange: Exchange) -> None:
         request = exchange.request
         tag = f"#{exchange.number}"
-        self._write(f"{tag} > {request.method} {request.url} HTTP/1.1", "1;36")
+        self._write(f"{tag} > {request.method} {redact_url(request.url)} HTTP/1.1", "1;36")
         for name, value in exchange.headers:
             self._write(f"{tag} > {name}: {value}", "36")
         body = _body_text(request)
@@ -254,7 +255,8 @@ class JSONLinesTrace(Trace):
         request = exchange.request
         self._write({
             "exchange": exchange.number, "event": "request", "ms": 0.0,
-            "time": _iso(exchange.wall_started), "method": request.method, "url": request.url,
+            "time": _iso(exchange.wall_started), "method": request.method,
+            "url": redact_url(request.url),
             "headers": [list(pair) for pair in exchange.headers],
             "body": request.body.decode("utf-8", "replace"),
         })  # fmt: skip
@@ -307,7 +309,7 @@ class HARTrace(Trace):
             "time": round(at, 3),
             "request": {
                 "method": request.method,
-                "url": request.url,
+                "url": redact_url(request.url),
                 "httpVersion": "HTTP/1.1",
                 "cookies": [],
                 "headers": [{"name": n, "value": v} for n, v in exchange.headers],

@@ -14,9 +14,27 @@ those yourself. This is the only module that imports ``requests``. It adds:
   (requests would read an SSE body without a charset as ISO-8859-1): a
   chunked body with urllib3's ``read_chunked()``, one piece per chunk;
   anything else with ``read1()`` (urllib3 2.1 and later), which returns
-  whatever has arrived; where neither is available, with ``iter_content()``;
+  whatever has arrived; where neither is available, with ``stream()``;
+* a gzip or deflate body (RFC 9110 section 8.4.1) read still encoded, in
+  pieces of at most 64 KiB, and inflated here at most 64 KiB per step, so
+  a few kilobytes that inflate to gigabytes meet the size limit of
+  ``read()`` before they meet the memory;
+* with ``open(..., deadline=)``, the response head bounded by the call's
+  deadline: a server that trickles its status line and headers a byte at a
+  time never goes silent long enough for the read timeout, so a timer
+  shuts the connection when the deadline passes (on the Transport's own
+  Session; a Session passed in keeps its adapters, and its read timeout);
+* an interim response other than ``100 Continue`` (``103 Early Hints``,
+  ``101 Switching Protocols``), which ``http.client`` would hand over as
+  the answer, refused, and its connection dropped;
+* a response closed before the end of its body takes its connection with
+  it (the unread bytes would be the next response's start), and
+  ``close()`` closes every connection of the pool;
 * ``requests``/``urllib3``/socket exceptions turned into ``APIConnectionError``
-  or ``APITimeoutError``, chained, also when they happen mid-stream.
+  or ``APITimeoutError``, chained, also when they happen mid-stream, with
+  ``request_sent`` false when the connection was never made; a header
+  ``http.client`` refuses becomes an error that does not quote it; a URL's
+  credentials never appear in a message.
 
 A limitation of urllib3 1.x and 2.0, which have no ``read1()``: a
 close-delimited body (no Content-Length, no chunking, as some proxies and
@@ -32,8 +50,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+import weakref
+import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -44,10 +65,11 @@ from ..errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigError,
+    InvalidRequestError,
     InvalidResponseError,
     RawchatError,
 )
-from ..protocol.http import Headers, HTTPRequest, HTTPResponse
+from ..protocol.http import Headers, HTTPRequest, HTTPResponse, redact_url
 from ..protocol.settings import Timeout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,14 +103,22 @@ class Transport:
         if session is None:
             session = requests.Session()
             # No retries down here: retry.py decides, and counts.
-            adapter = HTTPAdapter(pool_connections, pool_maxsize, max_retries=0)
+            adapter = _Adapter(pool_connections, pool_maxsize, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
         self._clock = clock
+        # Responses not yet closed: their connections are out of the pool,
+        # where closing the Session would not reach them.
+        self._open: weakref.WeakSet = weakref.WeakSet()
 
-    def open(self, request: HTTPRequest, timeout: Timeout) -> StreamingResponse:
+    def open(
+        self, request: HTTPRequest, timeout: Timeout, *, deadline: Optional[float] = None
+    ) -> StreamingResponse:
         """Send the request and return once the response headers are in.
+
+        ``deadline`` (a time on this transport's clock) bounds the wait for
+        the status line and headers as a whole, however slowly they come.
 
         What ``Session.request()`` does, in two steps, so that a trace can
         show the headers exactly as sent (requests adds its own defaults).
@@ -108,23 +138,44 @@ class Transport:
                     auth=None if session.auth else _as_given,
                 )
             )
+        alarm = None
+        if deadline is not None:
+            left = deadline - started
+            if left <= 0:
+                error = _deadline_error(request, "before the request was sent")
+                error.request_sent = False
+                raise error
+            alarm = _HeadAlarm(left)
         exchange = self.trace.start(request, list(prepared.headers.items())) if self.trace else None
         try:
             with _translated(request, timeout):
                 # The environment (proxies, CA bundle) is read on every
                 # request, as Session.request() does.
                 settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
-                response = session.send(
-                    prepared,
-                    timeout=(timeout.connect, timeout.read),
-                    allow_redirects=False,
-                    **settings,
-                )
+                response = _send(session, prepared, timeout, settings, alarm)
         except RawchatError as exc:
+            if alarm is None or not alarm.cancel():
+                if exchange is not None:
+                    exchange.end(exc)
+                raise
+            # Whatever broke, it was the alarm shutting the connection.
+            late = _deadline_error(request, "while the response head was arriving")
+            if exchange is not None:
+                exchange.end(late)
+            raise late from exc
+        try:
+            if alarm is not None and alarm.cancel():
+                raise _deadline_error(request, "as the response head arrived")
+            if 100 <= response.status_code < 200:
+                raise _interim_error(request, response)
+        except RawchatError as exc:
+            _drop(response)
             if exchange is not None:
                 exchange.end(exc)
             raise
-        return StreamingResponse(response, request, started, exchange)
+        source = StreamingResponse(response, request, started, exchange)
+        self._open.add(source)
+        return source
 
     def send(self, request: HTTPRequest, timeout: Timeout) -> HTTPResponse:
         """Send the request and read the whole response."""
@@ -133,6 +184,9 @@ class Transport:
         return source.response(body, self._clock() - source.started)
 
     def close(self) -> None:
+        """Close every connection: those of responses still open, then the pool's."""
+        for source in list(self._open):
+            source.close()
         if self._owns_session:
             self.session.close()
 
@@ -141,12 +195,35 @@ def _as_given(prepared: requests.PreparedRequest) -> requests.PreparedRequest:
     return prepared
 
 
+def _send(
+    session: requests.Session,
+    prepared: requests.PreparedRequest,
+    timeout: Timeout,
+    settings: dict,
+    alarm: Optional[_HeadAlarm],
+) -> requests.Response:
+    """``session.send``, with the thread's head alarm armed while it runs."""
+    if alarm is None:
+        return session.send(
+            prepared, timeout=(timeout.connect, timeout.read), allow_redirects=False, **settings
+        )
+    _watching.alarm = alarm
+    alarm.start()
+    try:
+        return session.send(
+            prepared, timeout=(timeout.connect, timeout.read), allow_redirects=False, **settings
+        )
+    finally:
+        _watching.alarm = None
+
+
 class StreamingResponse:
     """A response whose body has not been read yet.
 
     ``iter_bytes()`` yields the body as it arrives; ``read()`` returns all
-    of it; ``close()`` releases the connection (back to the pool when the
-    body was read to the end, otherwise closed).
+    of it; ``close()`` releases the connection: back to the pool when the
+    body was read to the end, otherwise closed, since its unread bytes
+    would be taken for the next response.
     """
 
     def __init__(
@@ -161,9 +238,11 @@ class StreamingResponse:
         self.status_code = response.status_code
         self.reason = response.reason or ""
         self.headers = Headers(response.headers.items())
-        self.url = request.url
+        #: The URL as it may be printed: credentials in it are redacted.
+        self.url = redact_url(request.url)
         self.started = started
         self._exchange = exchange
+        self._read_to_end = False
         if exchange is not None:
             exchange.response(self.status_code, self.reason, self.headers.items())
 
@@ -183,22 +262,22 @@ class StreamingResponse:
         exchange.end()
 
     def _pieces(self) -> Iterator[bytes]:
-        response, raw = self._response, self._response.raw
+        response = self._response
         with _translated(self.request, reading_body=True):
             if response.is_redirect:
                 # Session.send reads a redirect's body even when it does not
                 # follow it; requests keeps it in .content.
                 pieces: Iterator[bytes] = iter([response.content])
-            elif raw.chunked and raw.supports_chunked_reads():
-                pieces = raw.read_chunked(decode_content=True)
-            elif hasattr(raw, "read1"):  # urllib3 2.1 and later
-                pieces = iter(lambda: raw.read1(_READ_SIZE, decode_content=True), b"")
             else:
-                # A size, not None: None would hold the whole body in memory.
-                pieces = response.iter_content(chunk_size=_READ_SIZE)
+                pieces = _encoded_pieces(response.raw)
+                coding = self.headers.get("content-encoding", "").strip().lower()
+                if coding in ("gzip", "x-gzip", "deflate"):
+                    pieces = _Inflater(coding).inflate(pieces)
+                # Any other coding is handed over as it came, as urllib3 does.
             for piece in pieces:
                 if piece:
                     yield piece
+        self._read_to_end = True
 
     def read(
         self,
@@ -210,8 +289,9 @@ class StreamingResponse:
         """The whole body, read as it arrives.
 
         A body that trickles in forever is stopped by ``deadline`` (a time on
-        ``clock``); one larger than ``max_bytes`` is refused: neither is a
-        chat answer, and neither may hang the caller or eat its memory.
+        ``clock``); one larger than ``max_bytes`` (inflated, if it came
+        compressed) is refused: neither is a chat answer, and neither may
+        hang the caller or eat its memory.
         """
         pieces = []
         size = 0
@@ -234,13 +314,16 @@ class StreamingResponse:
         except BaseException:
             self.close()
             raise
-        self._response.close()
+        self.close()
         return b"".join(pieces)
 
     def close(self) -> None:
         if self._exchange is not None:
             self._exchange.end(note="closed before the end of the body")
-        self._response.close()
+        if self._read_to_end:
+            self._response.close()
+        else:
+            _drop(self._response)
 
     def response(self, body: bytes, elapsed: float) -> HTTPResponse:
         """A complete ``HTTPResponse`` for this status, these headers and ``body``."""
@@ -252,6 +335,208 @@ class StreamingResponse:
             reason=self.reason,
             elapsed=elapsed,
         )
+
+
+def _encoded_pieces(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
+    """The body as it came off the wire (still compressed, if it was), 64 KiB at most a piece."""
+    if raw.chunked and raw.supports_chunked_reads():
+        return raw.read_chunked(_READ_SIZE, decode_content=False)
+    if hasattr(raw, "read1"):  # urllib3 2.1 and later
+        return iter(lambda: raw.read1(_READ_SIZE, decode_content=False), b"")
+    return raw.stream(_READ_SIZE, decode_content=False)
+
+
+class _Inflater:
+    """Inflates a gzip or deflate body at most ``_READ_SIZE`` bytes per step.
+
+    ``wbits=47`` reads the gzip (RFC 1952) and zlib (RFC 1950) wrappers
+    alike; ``max_length`` keeps what one step makes bounded, however much
+    the input inflates. Several gzip members one after another are one body
+    (RFC 1952 section 2.2); bytes after a member that are not another member
+    are ignored, as urllib3 does.
+    """
+
+    def __init__(self, coding: str) -> None:
+        self._inflater = zlib.decompressobj(wbits=47)
+        # Some servers send "deflate" as a bare RFC 1951 stream, without the
+        # zlib wrapper the name promises: tried when the wrapper is missing.
+        self._may_be_bare = coding == "deflate"
+        self._members = 0
+
+    def inflate(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        for piece in pieces:
+            yield from self._feed(piece)
+
+    def _feed(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            inflater = self._inflater
+            if inflater.eof:
+                if not data:
+                    return
+                self._members += 1
+                inflater = self._inflater = zlib.decompressobj(wbits=47)
+            try:
+                out = inflater.decompress(data, _READ_SIZE)
+            except zlib.error:
+                if self._members:
+                    self._inflater = _Ended()
+                    return
+                if not self._may_be_bare:
+                    raise
+                self._may_be_bare = False
+                self._inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+                continue
+            self._may_be_bare = False
+            if out:
+                yield out
+            if inflater.eof:
+                data = inflater.unused_data
+                continue
+            data = inflater.unconsumed_tail
+            # A full step may leave output inside zlib with no input left.
+            if not data and len(out) < _READ_SIZE:
+                return
+
+
+class _Ended:
+    """Stands in for the inflater once trailing bytes ended the body."""
+
+    eof = True
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:  # pragma: no cover
+        return b""
+
+
+def _drop(response: requests.Response) -> None:
+    """Close ``response`` and its connection, so that it never goes back to the pool."""
+    connection = getattr(response.raw, "connection", None)
+    response.close()
+    if connection is not None:
+        connection.close()
+
+
+# -- the call's deadline over the response head -------------------------------------
+
+_watching = threading.local()
+
+
+class _HeadAlarm:
+    """Shuts a connection down when a deadline passes before its response head is in.
+
+    The socket is learnt when the response starts to be read, in the thread
+    that sends (``_WatchedHead``), so an alarm that rings first shuts it as
+    soon as it is known.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self.rang = False
+        self._timer = threading.Timer(seconds, self._ring)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            rang = self.rang
+        if rang:
+            _shut(sock)
+
+    def _ring(self) -> None:
+        with self._lock:
+            self.rang = True
+            sock = self._sock
+        if sock is not None:
+            _shut(sock)
+
+    def cancel(self) -> bool:
+        """Disarm; whether it had already rung."""
+        self._timer.cancel()
+        with self._lock:
+            self._sock = None
+            return self.rang
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown() wakes a recv() blocked in another thread, where close() need
+    # not; the plain socket's, below any TLS layer that thread is inside.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedHead:
+    """Shows the thread's head alarm the socket a response head is read from."""
+
+    sock: Optional[socket.socket]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        alarm = getattr(_watching, "alarm", None)
+        if alarm is not None and self.sock is not None:
+            alarm.watch(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedHead, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedHead, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections whose head an alarm can cut short."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS brings its own pools
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def _deadline_error(request: HTTPRequest, when: str) -> APITimeoutError:
+    return APITimeoutError(
+        f"the call's deadline passed {when} from {_host(request.url)}",
+        hint="the server sends its answer very slowly; raise the deadline, or check "
+        "the network and any proxy on the way",
+    )
+
+
+_INTERIM = {101: "Switching Protocols", 102: "Processing", 103: "Early Hints"}
+
+
+def _interim_error(request: HTTPRequest, response: requests.Response) -> APIConnectionError:
+    status = response.status_code
+    reason = response.reason or _INTERIM.get(status, "")
+    return APIConnectionError(
+        f"the server answered {status} {reason}".rstrip()
+        + ", an interim or upgrade response, not an API answer",
+        hint=f"{_host(request.url)} (or a proxy before it) sent an informational "
+        "response where the answer belongs; the API answers with a final status",
+    )
+
+
+def _host(url: str) -> str:
+    """Host and port of ``url``, without any credentials in it."""
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 def ca_bundle() -> str:
@@ -269,7 +554,8 @@ def proxy_for(url: str) -> Optional[str]:
 
 # Exceptions from below, in rawchat's words, the original chained: first match wins.
 
-_BELOW = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)  # requests': OSError
+# requests' are OSError; zlib.error is a compressed body that is not what it says.
+_BELOW = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, zlib.error)
 _TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, socket.timeout)
 _BROKEN = (
     requests.exceptions.ChunkedEncodingError,
@@ -277,6 +563,7 @@ _BROKEN = (
     urllib3.exceptions.ProtocolError,
     urllib3.exceptions.DecodeError,
     http.client.HTTPException,
+    zlib.error,
 )
 
 
@@ -289,18 +576,70 @@ def _translated(
     try:
         yield
     except _BELOW as exc:
-        raise _translate(exc, request, timeout, reading_body) from exc
+        error = _translate(exc, request, timeout, reading_body)
+        if isinstance(error, InvalidRequestError):
+            # The original quotes the header, which may be the key: not shown.
+            raise error from None
+        raise error from exc
+    except ValueError:
+        # http.client refuses a header it cannot send with a ValueError that
+        # quotes it, and headers carry credentials.
+        raise _unsendable() from None
+
+
+def _unsendable() -> InvalidRequestError:
+    return InvalidRequestError(
+        "a request header holds a character HTTP/1.1 cannot carry (a line break, or "
+        "one outside Latin-1); the request was not sent",
+        hint="check the API key, default_headers and extra_headers for a stray "
+        "newline or a character copied from a rich-text page",
+    )
 
 
 def _translate(
     exc: BaseException, request: HTTPRequest, timeout: Optional[Timeout], reading_body: bool
 ) -> Exception:
-    host, inner = urlsplit(request.url).netloc, _innermost(exc)
+    host, inner = _host(request.url), _innermost(exc)
     reason = str(inner) or type(inner).__name__
     reason = reason if len(reason) < 300 else reason[:300] + "..."
     errors = requests.exceptions
+    if isinstance(exc, errors.InvalidHeader):
+        return _unsendable()
     if isinstance(exc, (errors.InvalidURL, errors.MissingSchema, errors.InvalidSchema)):
-        return ConfigError(f"cannot send to {request.url!r}: {exc}")
+        shown = redact_url(request.url)
+        return ConfigError(f"cannot send to {shown!r}: {str(exc).replace(request.url, shown)}")
+    error = _classify(exc, inner, host, reason, timeout, reading_body)
+    if isinstance(error, APIConnectionError) and not reading_body and _never_connected(exc):
+        error.request_sent = False
+    return error
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection was never made: the request cannot have arrived."""
+    errors = requests.exceptions
+    if isinstance(exc, (errors.ConnectTimeout, errors.SSLError, errors.ProxyError)):
+        return True
+    return any(isinstance(level, _NOT_CONNECTED) for level in _levels(exc))
+
+
+# Below requests: DNS (gaierror), refused, connect timeout, in urllib3 1.26 and 2.
+_NOT_CONNECTED = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+
+
+def _classify(
+    exc: BaseException,
+    inner: BaseException,
+    host: str,
+    reason: str,
+    timeout: Optional[Timeout],
+    reading_body: bool,
+) -> APIConnectionError:
+    errors = requests.exceptions
     if isinstance(exc, (errors.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         after = f" after {timeout.connect:g} s" if timeout else ""
         return APITimeoutError(
@@ -343,11 +682,19 @@ def _translate(
 
 def _innermost(exc: BaseException) -> BaseException:
     """The exception at the bottom of requests' and urllib3's wrapping."""
+    *_, last = _levels(exc)
+    return last
+
+
+def _levels(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and each exception it wraps, down to the socket's."""
     seen = {id(exc)}
+    yield exc
     while True:
         inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
         inner = inner or getattr(exc, "reason", None) or exc.__context__
         if not isinstance(inner, BaseException) or id(inner) in seen:
-            return exc
+            return
         seen.add(id(inner))
+        yield inner
         exc = inner

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ..errors import InvalidRequestError
 from ..version import __version__
 from .http import Headers, HTTPRequest
-from .settings import Settings
+from .settings import Settings, check_header
 
 __all__ = [
     "ROLES",
@@ -130,10 +130,25 @@ def headers_for(
         headers.append(("X-Client-Request-Id", request_id))
     headers.extend(settings.headers)
     if extra:
-        names = {name.lower() for name in extra}
+        names = {str(name).lower() for name in extra}
         headers = [(n, v) for n, v in headers if n.lower() not in names]
         headers.extend((str(n), str(v)) for n, v in extra.items())
+    # Checked here, where the header's source is known: http.client would
+    # refuse it later with an error that quotes the whole header, key and all.
+    for name, value in headers:
+        check_header(name, value, _source(name, settings, extra))
     return headers
+
+
+def _source(name: str, settings: Settings, extra: Optional[Mapping[str, str]]) -> str:
+    """Where header ``name`` came from, as an error names it (never its value)."""
+    where = "the API key" if name.lower() in ("authorization", "api-key") else "the settings"
+    if extra and name.lower() in {str(n).lower() for n in extra}:
+        where = "extra_headers"
+    elif any(name.lower() == n.lower() for n, _ in settings.headers):
+        where = "default_headers"
+    clean = all(" " < char < "\x7f" and char != ":" for char in name)
+    return f"{where} ({name})" if clean else where
 
 
 def with_api_key(request: HTTPRequest, settings: Settings, key: str) -> HTTPRequest:
@@ -141,6 +156,7 @@ def with_api_key(request: HTTPRequest, settings: Settings, key: str) -> HTTPRequ
     name, value = (
         ("api-key", key) if settings.auth == "api-key" else ("Authorization", f"Bearer {key}")
     )
+    check_header(name, value, f"the key pool ({name})")
     headers = [(n, v) for n, v in request.headers.items() if n.lower() != name.lower()]
     return replace(request, headers=Headers([(name, value), *headers]))
 

@@ -31,7 +31,7 @@ from .completion import (
     read_envelope,
     read_tool_calls,
 )
-from .http import HTTPResponse, describe_body, fingerprint
+from .http import HTTPResponse, describe_body, fingerprint, redact_url
 from .retry import server_wait
 
 __all__ = [
@@ -191,6 +191,11 @@ def error_from_response(
         body = response.text() or None
         message = _describe_non_json(response)
         type_ = code = param = None
+    if context.key:
+        # Some servers quote the key they refused; only its fingerprint may show.
+        message, body, code, type_, param = (
+            _hide(value, context.key) for value in (message, body, code, type_, param)
+        )
     wait = server_wait(response.headers, now=context.now)
     cls = status_error_class(status)
     return cls(
@@ -205,6 +210,17 @@ def error_from_response(
         headers=response.headers,
         retry_after=wait,
     )
+
+
+def _hide(value: Any, key: str) -> Any:
+    """``value`` (text, or JSON of dicts and lists) with ``key`` replaced by its fingerprint."""
+    if isinstance(value, str):
+        return value.replace(key, fingerprint(key))
+    if isinstance(value, dict):
+        return {_hide(k, key): _hide(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(item, key) for item in value]
+    return value
 
 
 def _describe_non_json(response: HTTPResponse) -> str:
@@ -235,7 +251,7 @@ def _hint(
     context: ErrorContext,
     wait: Optional[float],
 ) -> str:
-    url = response.url or "the endpoint"
+    url = redact_url(response.url) or "the endpoint"
     if 300 <= status < 400:
         where = response.headers.get("location", "another URL")
         return (
@@ -309,4 +325,5 @@ def _hint(
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    """Host and port of ``url``, without any credentials in it."""
+    return urlsplit(url).netloc.rpartition("@")[2] or redact_url(url)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
 import threading
+import time
+import traceback
+import zlib
 
 import pytest
 import requests
@@ -11,7 +15,13 @@ import responses
 import urllib3
 
 from rawchat.client.transport import Transport
-from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError
+from rawchat.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigError,
+    InvalidRequestError,
+    InvalidResponseError,
+)
 from rawchat.protocol.http import Headers, HTTPRequest
 from rawchat.protocol.settings import Timeout
 
@@ -152,41 +162,32 @@ def test_redirects_are_not_followed():
 
 @responses.activate
 @pytest.mark.parametrize(
-    "raised, error, message",
+    "raised, error, message, sent",
     [
         (
             requests.exceptions.ConnectTimeout("t"),
             APITimeoutError,
             "connecting to x timed out after 10 s",
+            False,
         ),
-        (
-            requests.exceptions.ReadTimeout("t"),
-            APITimeoutError,
-            "x sent nothing in 600 s",
-        ),
-        (
-            requests.exceptions.SSLError("bad cert"),
-            APIConnectionError,
-            "TLS with x failed",
-        ),
-        (requests.exceptions.ProxyError("no"), APIConnectionError, "the proxy refused"),
+        (requests.exceptions.ReadTimeout("t"), APITimeoutError, "x sent nothing in 600 s", True),
+        (requests.exceptions.SSLError("bad cert"), APIConnectionError, "TLS with x failed", False),
+        (requests.exceptions.ProxyError("no"), APIConnectionError, "the proxy refused", False),
         (
             requests.exceptions.ConnectionError("refused"),
             APIConnectionError,
             "could not connect to x: refused",
+            True,
         ),
-        (
-            requests.exceptions.ChunkedEncodingError("cut"),
-            APIConnectionError,
-            "broke off",
-        ),
+        (requests.exceptions.ChunkedEncodingError("cut"), APIConnectionError, "broke off", True),
     ],
 )
-def test_requests_exceptions_become_rawchat_errors_chained(raised, error, message):
+def test_requests_exceptions_become_rawchat_errors_chained(raised, error, message, sent):
     responses.add(responses.GET, "https://x/v1/models", body=raised)
     with pytest.raises(error, match=message) as caught:
         Transport().send(get("https://x/v1/models"), Timeout())
     assert caught.value.__cause__ is raised
+    assert caught.value.request_sent is sent
 
 
 def test_the_ssl_hint_points_at_the_ca_bundle_variable():
@@ -370,3 +371,303 @@ def test_a_session_passed_in_is_used_and_not_closed():
     transport.close()
     assert transport.session is session
     assert session.adapters  # still usable
+
+
+# -- whether the request can have reached the server ---------------------------------
+
+
+def closed_port_url() -> str:
+    with RawServer(lambda conn, request: None) as server:
+        return server.base_url
+
+
+def send_and_catch(url, timeout=None):
+    with pytest.raises(APIConnectionError) as caught:
+        Transport().send(get(url + "/models"), timeout or Timeout(1, 0.3))
+    return caught.value
+
+
+def test_a_refused_connection_was_never_sent():
+    assert send_and_catch(closed_port_url()).request_sent is False
+
+
+def test_a_name_that_does_not_resolve_was_never_sent():
+    error = send_and_catch("http://no-such-host.invalid/v1")
+    assert (str(error.message).startswith("could not connect"), error.request_sent) == (True, False)
+
+
+def test_a_failed_tls_handshake_was_never_sent():
+    # A plain-HTTP server: the client's TLS hello gets an HTTP answer.
+    plain = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    with RawServer(lambda conn, request: conn.sendall(plain), read_request=False) as server:
+        error = send_and_catch(server.base_url.replace("http://", "https://"))
+    assert (error.message.startswith("TLS with 127.0.0.1"), error.request_sent) == (True, False)
+
+
+def test_a_proxy_that_refuses_was_never_sent(monkeypatch):
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("http_proxy", closed_port_url().replace("/v1", ""))
+    error = send_and_catch("http://api.example/v1")
+    assert (error.message.startswith("the proxy refused"), error.request_sent) == (True, False)
+
+
+def test_a_read_timeout_may_have_been_sent():
+    release = threading.Event()
+    with RawServer(lambda conn, request: release.wait(10)) as server:
+        error = send_and_catch(server.base_url, Timeout(1, 0.2))
+        release.set()
+    assert (type(error), error.request_sent) == (APITimeoutError, True)
+
+
+def test_a_connection_closed_after_the_request_may_have_been_sent():
+    # The server read the whole request, then hung up without a word.
+    with RawServer(lambda conn, request: None) as server:
+        error = send_and_catch(server.base_url)
+    assert (error.message.startswith("could not connect"), error.request_sent) == (True, True)
+
+
+def test_a_body_that_breaks_off_may_have_been_sent():
+    with RawServer(lambda conn, request: conn.sendall(HEAD_CHUNKED + b"10\r\nda")) as server:
+        host = server.base_url.split("/")[2]
+        error = send_and_catch(server.base_url)
+    assert (error.message.split(": ")[0], error.request_sent) == (
+        f"the response from {host} broke off or was malformed",
+        True,
+    )
+
+
+# -- compressed bodies, inflated a bounded step at a time ------------------------------
+
+
+def stacked_gzip(members: int, size: int) -> bytes:
+    """``members`` gzip members of ``size`` zero bytes each, one after the other."""
+    return gzip.compress(b"\0" * size) * members
+
+
+def test_stacked_gzip_members_in_one_chunk_are_one_body():
+    body = stacked_gzip(3, 100_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    frame = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    with RawServer(lambda conn, request: conn.sendall(head + frame)) as server:
+        source = Transport().open(get(server.base_url + "/x"), Timeout(2, 2))
+        sizes = [len(piece) for piece in source.iter_bytes()]
+    assert (sum(sizes), max(sizes)) == (300_000, 65536)
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS], ids=["zlib", "bare"])
+def test_a_deflate_body_is_inflated_with_or_without_its_zlib_wrapper(wbits):
+    packer = zlib.compressobj(wbits=wbits)
+    body = packer.compress(b"data: deflated\n\n") + packer.flush()
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n"
+    with RawServer(lambda conn, request: conn.sendall(head % len(body) + body)) as server:
+        response = Transport().send(get(server.base_url + "/x"), Timeout(2, 2))
+    assert response.body == b"data: deflated\n\n"
+
+
+def test_a_gzip_body_inflating_past_the_limit_is_refused():
+    body = stacked_gzip(1, 2_000_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    with RawServer(lambda conn, request: conn.sendall(head % len(body) + body)) as server:
+        source = Transport().open(get(server.base_url + "/x"), Timeout(2, 2))
+        with pytest.raises(InvalidResponseError, match="passed 1000000 bytes"):
+            source.read(max_bytes=1_000_000)
+
+
+# -- interim responses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "interim, message",
+    [
+        (
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+            "the server answered 103 Early Hints, an interim or upgrade response, "
+            "not an API answer",
+        ),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "the server answered 101 Switching Protocols, an interim or upgrade response, "
+            "not an API answer",
+        ),
+    ],
+    ids=["103", "101"],
+)
+def test_an_interim_response_is_refused_not_taken_for_the_answer(interim, message):
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with RawServer(lambda conn, request: conn.sendall(interim + final)) as server:
+        transport = Transport()
+        with pytest.raises(APIConnectionError) as caught:
+            transport.send(get(server.base_url + "/models"), Timeout(2, 2))
+        # The answer that followed stays on the dropped connection, not in the next response.
+        with pytest.raises(APIConnectionError):
+            transport.send(get(server.base_url + "/models"), Timeout(2, 2))
+    assert caught.value.message == message
+    assert len(server.requests) == 2
+
+
+# -- the call's deadline over the response head ---------------------------------------
+
+
+def trickling_head(release):
+    def script(conn, request):
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+            if release.wait(0.1):
+                return
+            conn.sendall(bytes([byte]))
+
+    return script
+
+
+def test_a_head_trickled_a_byte_at_a_time_ends_at_the_deadline():
+    release = threading.Event()
+    with RawServer(trickling_head(release)) as server:
+        host = server.base_url.split("/")[2]
+        transport = Transport()
+        started = time.monotonic()
+        try:
+            with pytest.raises(APITimeoutError) as caught:
+                transport.open(get(server.base_url + "/x"), Timeout(2, 2), deadline=started + 1)
+        finally:
+            release.set()
+        assert time.monotonic() - started < 10
+    assert caught.value.message == (
+        f"the call's deadline passed while the response head was arriving from {host}"
+    )
+
+
+def test_a_deadline_already_past_sends_nothing():
+    with RawServer(lambda conn, request: None) as server:
+        with pytest.raises(APITimeoutError) as caught:
+            Transport().open(get(server.base_url + "/x"), Timeout(2, 2), deadline=0.0)
+    assert (server.requests, caught.value.request_sent) == ([], False)
+
+
+def test_a_head_in_before_the_deadline_is_answered_as_usual():
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        transport = Transport()
+        source = transport.open(
+            get(server.base_url + "/x"), Timeout(2, 2), deadline=time.monotonic() + 30
+        )
+        assert (source.status_code, source.read()) == (200, b"{}")
+
+
+# -- connections: closed with what they carry ------------------------------------------
+
+
+def sockets_open() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux only")
+
+
+def held_open(release):
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + b"5\r\nhello\r\n")
+        release.wait(30)
+
+    return script
+
+
+@needs_proc
+def test_a_stream_closed_before_its_end_closes_its_socket():
+    release = threading.Event()
+    with RawServer(held_open(release)) as server:
+        transport = Transport()
+        source = transport.open(get(server.base_url + "/x"), Timeout(2, 2))
+        pieces = source.iter_bytes()  # held: a generator let go of closes on its own
+        next(pieces)
+        during = sockets_open()
+        source.close()
+        after = sockets_open()  # the server still holds its end open
+        release.set()
+    assert during - after == 1
+
+
+@needs_proc
+def test_closing_the_transport_closes_the_sockets_of_streams_left_open():
+    release = threading.Event()
+    with RawServer(held_open(release)) as server:
+        transport = Transport()
+        sources = [transport.open(get(server.base_url + "/x"), Timeout(2, 2)) for _ in range(3)]
+        during = sockets_open()
+        transport.close()
+        after = sockets_open()  # the server still holds its ends open
+        release.set()
+    assert (during - after, len(sources)) == (3, 3)
+
+
+@needs_proc
+def test_threads_beyond_the_pool_leave_no_socket_open_after_close():
+    release = threading.Event()
+
+    def script(conn, request):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        release.wait(5)
+
+    with RawServer(script) as server:
+        transport = Transport(pool_maxsize=2)
+        before = sockets_open()
+        barrier = threading.Barrier(6)
+
+        def one():
+            source = transport.open(get(server.base_url + "/x"), Timeout(2, 2))
+            barrier.wait(5)
+            source.read()
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        transport.close()
+        client_side = sockets_open() - before - 6  # the server's six ends are still open
+        release.set()
+    assert client_side == 0
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+KEY = "sk-canary-SECRETVALUE-0123456789-9z8y"
+
+
+@pytest.mark.parametrize("value", [f"Bearer {KEY}\n", f"Bearer {KEY}\u200b"], ids=["LF", "ZWSP"])
+def test_a_header_http_cannot_carry_is_refused_without_quoting_it(value):
+    request = HTTPRequest("GET", "http://127.0.0.1:9/v1/models", headers=[("Authorization", value)])
+    with pytest.raises(InvalidRequestError) as caught:
+        Transport().send(request, Timeout(1, 1))
+    error = caught.value
+    assert error.message.startswith("a request header holds a character HTTP/1.1 cannot carry")
+    printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert (error.__cause__, error.__suppress_context__) == (None, True)
+    assert KEY[:-4] not in printed
+
+
+def test_credentials_in_the_url_stay_out_of_errors():
+    url = closed_port_url().replace("http://", "http://user:hunter2-secret@")
+    error = send_and_catch(url)
+    host = url.split("@")[1].split("/")[0]
+    assert (error.message.split(": ")[0], "hunter2" in str(error)) == (
+        f"could not connect to {host}",
+        False,
+    )
+
+
+def test_credentials_in_the_url_stay_out_of_body_errors():
+    body = gzip.compress(b"\0" * 2_000_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    with RawServer(lambda conn, request: conn.sendall(head % len(body) + body)) as server:
+        url = server.base_url.replace("http://", "http://user:hunter2-secret@")
+        source = Transport().open(get(url + "/x"), Timeout(2, 2))
+        with pytest.raises(InvalidResponseError) as caught:
+            source.read(max_bytes=1000)
+    assert str(caught.value.message) == (
+        f"the response body from http://***@{url.split('@')[1]}/x passed 1000 bytes"
+    )

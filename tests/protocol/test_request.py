@@ -249,3 +249,25 @@ def test_text_that_is_not_unicode_says_the_input_is_not_utf8():
     with pytest.raises(InvalidRequestError, match="not valid Unicode") as caught:
         encode_json({"messages": [{"role": "user", "content": garbled}]})
     assert "not UTF-8" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"Authorization": "Bearer sk-abcdefghijklmnop\n"},
+         "the header value from extra_headers (Authorization) has a character it cannot carry "
+         "(U+000A) at position 26"),
+        ({"X-Trace\n": "1"},
+         "the header name from extra_headers has a character it cannot carry (U+000A) at position 7"),
+    ],
+    ids=["value", "name"],
+)  # fmt: skip
+def test_an_extra_header_http_cannot_carry_is_refused_naming_it_not_its_value(extra, message):
+    from rawchat.errors import ConfigError
+
+    settings = Settings.resolve(api_key="sk-test-0000000000key", base_url="http://x/v1", environ={})
+    with pytest.raises(ConfigError) as caught:
+        build_chat_request(
+            settings, [{"role": "user", "content": "hi"}], model="m", extra_headers=extra
+        )
+    assert caught.value.message == message

@@ -427,3 +427,27 @@ def test_context_length_exceeded_suggests_trimming():
         failed(400, openai_error("too long", code="context_length_exceeded"))
     )
     assert "context window" in error.hint
+
+
+def test_a_key_the_server_quotes_in_its_error_shows_only_as_its_fingerprint():
+    key = "sk-proj-abcdefghijklmnop"
+    body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "param": key}})
+    error = error_from_response(
+        HTTPResponse(401, body=body.encode(), url="https://api.openai.com/v1/chat/completions"),
+        ErrorContext(key=key, key_source="OPENAI_API_KEY"),
+    )
+    assert (error.message, error.param) == ("Incorrect API key provided: ...mnop", "...mnop")
+    assert error.body == {
+        "error": {"message": "Incorrect API key provided: ...mnop", "param": "...mnop"}
+    }
+
+
+def test_credentials_in_the_url_stay_out_of_the_hint():
+    error = error_from_response(
+        HTTPResponse(404, body=b"{}", url="http://user:hunter2@host:8/chat/completions"),
+        ErrorContext(key="sk-proj-abcdefghijklmnop"),
+    )
+    assert error.hint == (
+        "http://***@host:8/chat/completions was not found; most OpenAI-compatible base "
+        "URLs end in /v1 (e.g. http://localhost:11434/v1), so add it to the base URL"
+    )

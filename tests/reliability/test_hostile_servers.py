@@ -6,11 +6,15 @@ import gzip
 import json
 import threading
 import time
+import tracemalloc
+import zlib
 
 import pytest
 import urllib3
 
 import rawchat
+import rawchat.protocol.http
+import rawchat.protocol.settings
 from rawchat.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -157,3 +161,87 @@ def test_keep_alive_comments_forever_end_at_the_deadline():
     with RawServer(script) as server:
         with pytest.raises(APITimeoutError, match="deadline"):
             within(1.0, lambda: client_for(server, deadline=1.0).stream(HI, model="m").completion)
+
+
+def zeros_gzipped(size: int) -> bytes:
+    """``size`` zero bytes as gzip, built a megabyte at a time (about 1 KB per MB)."""
+    packer = zlib.compressobj(wbits=31)
+    block = b"\0" * 1_000_000
+    return b"".join(packer.compress(block) for _ in range(size // 1_000_000)) + packer.flush()
+
+
+BOMB = zeros_gzipped(200_000_000)  # 200 KB that inflate to 200 MB, past the 64 MB limit
+
+
+@pytest.mark.parametrize(
+    "framing, body",
+    [
+        ("Transfer-Encoding: chunked", b"%x\r\n%s\r\n0\r\n\r\n" % (len(BOMB), BOMB)),
+        ("Connection: close", BOMB),
+    ],
+    ids=["one chunk", "close-delimited"],
+)
+def test_a_gzip_bomb_is_refused_with_memory_bounded(framing, body):
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n{framing}\r\n\r\n"
+
+    with RawServer(lambda conn, request: conn.sendall(head.encode() + body)) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidResponseError, match="passed 67108864 bytes"):
+                within(10, lambda: client_for(server, timeout=(2, 2)).chat(HI, model="m"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 200_000_000
+
+
+def test_stacked_gzip_members_in_one_chunk_are_inflated_a_step_at_a_time():
+    member = zeros_gzipped(10_000_000)
+    body = member * 100  # 1 MB in one chunk, 1 GB inflated
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    frame = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+    with RawServer(lambda conn, request: conn.sendall(head + frame)) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidResponseError, match="passed 67108864 bytes"):
+                within(10, lambda: client_for(server, timeout=(2, 2)).chat(HI, model="m"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 200_000_000
+
+
+def test_a_head_trickled_a_byte_at_a_time_ends_at_the_calls_deadline():
+    release = threading.Event()
+
+    def script(conn, request):
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+            if release.wait(0.2):
+                return
+            conn.sendall(bytes([byte]))
+
+    with RawServer(script) as server:
+        transport = rawchat.Client(KEY, server.base_url).transport
+        request = rawchat.protocol.http.HTTPRequest("GET", server.base_url + "/models")
+        timeout = rawchat.protocol.settings.Timeout(2, 2)
+        try:
+            with pytest.raises(APITimeoutError, match="the call's deadline passed"):
+                within(1, lambda: transport.open(request, timeout, deadline=time.monotonic() + 1))
+        finally:
+            release.set()
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"],
+    ids=["103", "101"],
+)  # fmt: skip
+def test_an_interim_response_is_a_typed_error_not_an_empty_answer(interim):
+    answer = json.dumps({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]})
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer.encode())
+
+    with RawServer(lambda conn, request: conn.sendall(interim + final)) as server:
+        with pytest.raises(APIConnectionError, match="an interim or upgrade response"):
+            client_for(server).chat(HI, model="m")

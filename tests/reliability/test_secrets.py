@@ -164,3 +164,58 @@ def test_requests_and_settings_reprs_and_curl_keep_it_hidden(sim):
         json.dumps(dict(request.headers.redacted())),
     ):
         assert SECRET not in text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {CANARY}\n"}, {f"X-Key-{CANARY}\n": "v"}, {"X-Key": CANARY + "\r\nX: y"}],
+    ids=["value", "name", "injected header"],
+)  # fmt: skip
+def test_an_extra_header_with_a_line_break_is_refused_without_showing_it(sim, headers):
+    client = rawchat.Client(CANARY, sim.base_url)
+    with pytest.raises(rawchat.RawchatError) as caught:
+        client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini", extra_headers=headers)
+    assert "extra_headers" in caught.value.message
+    assert SECRET not in str(caught.value) + repr(caught.value.__context__)
+
+
+def test_a_server_that_echoes_the_key_in_its_401_shows_only_its_fingerprint():
+    from tests.raw_server import RawServer
+
+    body = json.dumps(
+        {"error": {"message": f"Incorrect API key provided: {CANARY}.", "code": CANARY}}
+    )
+    answer = f"HTTP/1.1 401 Unauthorized\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+    with RawServer(lambda conn, request: conn.sendall(answer)) as server:
+        with pytest.raises(rawchat.errors.AuthenticationError) as caught:
+            rawchat.Client(CANARY, server.base_url, max_retries=0).chat(
+                [{"role": "user", "content": "hi"}], model="m"
+            )
+    error = caught.value
+    assert error.message == "Incorrect API key provided: ...9z8y."
+    for text in (str(error), repr(error.body), repr(error.__dict__)):
+        assert SECRET not in text
+
+
+def test_credentials_in_the_base_url_stay_out_of_errors_traces_and_har(sim, tmp_path):
+    password = "hunter2-URLSECRET"
+    out = io.StringIO()
+    har = HARTrace(str(tmp_path / "u.har"))
+    trace = MultiTrace([TextTrace(out), JSONLinesTrace(out), har])
+    texts = []
+    for base in (sim.base_url, "http://127.0.0.1:9/v1"):  # one answers, one refuses
+        url = base.replace("http://", f"http://user:{password}@")
+        client = rawchat.Client(CANARY, url, trace=trace, max_retries=0, timeout=(1, 1))
+        for call, args in (
+            (client.models, ()),
+            (client.chat, ([{"role": "user", "content": "hi"}],)),
+        ):
+            try:
+                call(*args)
+            except rawchat.RawchatError as exc:
+                texts += [str(exc), repr(exc.__dict__)]
+    har.close()
+    texts += [out.getvalue(), (tmp_path / "u.har").read_text(encoding="utf-8")]
+    assert any("could not connect to 127.0.0.1:9" in text for text in texts)
+    for text in texts:
+        assert password not in text

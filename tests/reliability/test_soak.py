@@ -10,13 +10,10 @@ import gc
 import json
 import os
 import random
-import sys
 import threading
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 import rawchat
 from rawchat.cli.batch import run_batch
@@ -66,11 +63,6 @@ def one_call(client, number):
         return number, type(exc).__name__
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 9),
-    reason="on 3.8 (its urllib3 2.2) connections of streams closed early stay open after "
-    "close() until garbage collection: the known gap of closing the pool's sockets",
-)
 def test_a_soak_loses_nothing_and_leaks_nothing(tmp_path):
     with Simulator() as sim:
         # Per-request keys: a header fault fires once per key, so each request meets its own.
