@@ -14,7 +14,7 @@ Around every attempt, in this order::
     breaker.before()         an open circuit fails the call at once
     keys.acquire()           a healthy key from the pool (or the settings' key)
     pacer.reserve()          wait for a rate-limit slot, unless past the deadline
-    transport.open()         the request itself, its timeout cut to the deadline
+    transport.open()         the request itself, its timeouts and its head cut to the deadline
     keys.release()           429 cools the key down, 401/403/quota retire it
     breaker.record()         server-side failures count against the endpoint
     pacer.observe()          x-ratelimit-* headers tighten the buckets
@@ -36,7 +36,7 @@ from ..errors import APIConnectionError, APIError, APIStatusError, APITimeoutErr
 from ..policies import Policies
 from ..policies.breaker import is_failure
 from ..policies.keys import PooledKey
-from ..protocol.http import HTTPRequest, HTTPResponse, fingerprint
+from ..protocol.http import HTTPRequest, HTTPResponse, fingerprint, redact_url
 from ..protocol.request import with_api_key
 from ..protocol.response import ErrorContext, error_from_response
 from ..protocol.retry import Decision, RetryPolicy
@@ -144,12 +144,14 @@ class Call:
                 clock.sleep(wait)
         attempt = self.retries + 1
         self._emit("request", request, attempt=attempt, key=self.key_label)
-        log.debug("%s %s (attempt %d)", request.method, request.url, attempt)
+        log.debug("%s %s (attempt %d)", request.method, redact_url(request.url), attempt)
         status: Optional[int] = None
         result: Union[HTTPResponse, StreamingResponse, APIError]
         headers: Any = {}
         try:
-            source = self.endpoint.transport.open(request, self._timeout())
+            source = self.endpoint.transport.open(
+                request, self._timeout(), deadline=self.deadline.at
+            )
             status, headers = source.status_code, source.headers
             if status < 300 and stream:
                 result = source
@@ -246,7 +248,7 @@ class Call:
         what = f"{status}" if status is not None else type(error).__name__
         attempt = self.retries + 1
         self.history.append((attempt, what, decision.delay if decision.retry else 0.0))
-        method, url = self.request.method, self.request.url
+        method, url = self.request.method, redact_url(self.request.url)
         if not decision.retry:
             error.attempts = tuple(self.history)
             if decision.server_wait is not None and isinstance(error, APIStatusError):
@@ -270,5 +272,5 @@ class Call:
     def _emit(self, kind: str, request: HTTPRequest, **fields: Any) -> None:
         hooks = self.endpoint.policies.hooks
         if hooks is not None:
-            hooks.emit(kind, method=request.method, url=request.url, model=self.model or "",
-                       **fields)  # fmt: skip
+            url = redact_url(request.url)
+            hooks.emit(kind, method=request.method, url=url, model=self.model or "", **fields)

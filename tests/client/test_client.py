@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from rawchat.errors import (
 from rawchat.policies import CircuitBreaker, Hooks, Policies, RetryPolicy
 
 from ..conftest import KEY
+from ..raw_server import RawServer
 
 URL = "https://api.test/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -573,3 +575,35 @@ def test_a_server_wait_longer_than_the_cap_is_raised_at_once_with_the_wait(sim):
             )
     assert fake.slept == []
     assert caught.value.retry_after == 86400.0
+
+
+def test_the_call_deadline_bounds_a_response_head_that_trickles_in():
+    release = threading.Event()
+
+    def script(conn, request):
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+            if release.wait(0.1):
+                return
+            conn.sendall(bytes([byte]))
+
+    with RawServer(script) as server:
+        client = rawchat.Client(KEY, server.base_url, timeout=(2, 2), deadline=1, max_retries=0)
+        try:
+            with pytest.raises(
+                APITimeoutError, match="the call's deadline passed while the response head"
+            ):
+                client.chat(HI, model="m")
+        finally:
+            release.set()
+
+
+def test_hooks_and_logs_never_see_credentials_in_the_base_url(sim, caplog):
+    seen = []
+    hooks = Hooks()
+    hooks.on("request", lambda event: seen.append(event.url))
+    base = sim.base_url.replace("http://", "http://user:hunter2@")
+    with caplog.at_level("DEBUG", logger="rawchat"):
+        with rawchat.Client(KEY, base, policies=Policies(hooks=hooks)) as client:
+            client.chat(HI, model="gpt-4o-mini")
+    assert seen and all("hunter2" not in url for url in seen)
+    assert "hunter2" not in caplog.text
