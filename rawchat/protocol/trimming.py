@@ -49,11 +49,25 @@ to fold (``TrimPlan.to_summarize``) and the request to write it with
 (``TrimPlan.summary_request()``); the caller asks the model and fills the
 answer in with ``TrimPlan.with_summary()``. The summary is updated only
 when more turns are dropped, so it too stays put between trims.
+``extractive_summary()`` writes one with no model (the sentences given, in
+order, cut to the cap): the offline stand-in and the baseline to beat.
+
+``Relevant`` sets part of the budget aside (``recall_share``) once turns
+are dropped, and fills it with the dropped turns that best match the new
+message, ranked by Okapi BM25 over whole turns (``bm25_scores()``;
+https://en.wikipedia.org/wiki/Okapi_BM25), sent in their original order
+before the recent turns. It answers "what was my order number?" asked 50
+turns later, which no window of recent turns does; the price is the
+prompt's beginning, which changes with each question, so prompt caches
+help less. It needs no model and no state beyond ``start``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -68,13 +82,16 @@ __all__ = [
     "SUMMARY_PREFIX",
     "DropOldest",
     "KeepFirstAndRecent",
+    "Relevant",
     "Strategy",
     "Summarize",
     "TrimPlan",
     "TrimReport",
     "TrimState",
+    "bm25_scores",
     "budget_for",
     "context_window_for",
+    "extractive_summary",
     "plan_trim",
     "split_turns",
 ]
@@ -149,6 +166,11 @@ class Strategy:
         summary of at most that many tokens, counted against the budget."""
         return None
 
+    def recall_room(self, budget: int) -> int:
+        """Tokens set aside, once turns are dropped, for dropped turns brought
+        back by their relevance to the new message (0: none are)."""
+        return 0
+
 
 @dataclass(frozen=True)
 class DropOldest(Strategy):
@@ -194,8 +216,33 @@ class Summarize(Strategy):
         return self.summary_tokens
 
 
+@dataclass(frozen=True)
+class Relevant(Strategy):
+    """Keep the recent turns, and bring back the dropped turns most relevant
+    to the new message (BM25 over turns) into ``recall_share`` of the budget.
+
+    The recent turns are trimmed as ``DropOldest`` trims them, within the
+    budget minus that share; the recalled turns are sent in their original
+    order, before the recent ones. Only turns sharing words with the new
+    message are recalled, so a question about nothing said before costs no
+    more than ``DropOldest``.
+    """
+
+    recall_share: float = 0.5
+
+    name: ClassVar[str] = "relevant"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.recall_share < 1:
+            raise ValueError("recall_share is a share of the budget, in (0, 1)")
+
+    def recall_room(self, budget: int) -> int:
+        return int(budget * self.recall_share)
+
+
 #: The strategies by name, as saved conversations record them.
-STRATEGIES = {s.name: s for s in (DropOldest, KeepFirstAndRecent, Summarize)}
+STRATEGIES = {s.name: s for s in (DropOldest, KeepFirstAndRecent, Summarize, Relevant)}
 
 
 # -- the plan -------------------------------------------------------------------------
@@ -349,17 +396,24 @@ def plan_trim(
     fixed = REPLY_PRIMING + sum(message_tokens(m, count) for m in head)
     fixed += _summary_tokens(state.summary, count)
     summary_room = strategy.summary_room()
+    recall_room = strategy.recall_room(budget)
     last = max(len(turns) - 1, 0)
     start = min(state.start, last)
     total = fixed + sum(t for i, t in enumerate(turn_tokens) if keeps(i, start))
+    total += recall_room if start else 0
     if total > budget:
         if summary_room is not None and not state.summary:
             total += summary_room  # the summary about to exist takes room too
+        if not start:
+            total += recall_room  # so do the turns about to be recalled
         target = int(budget * strategy.low_water)
         while total > target and start < last:
             if not keeps(start, start + 1):  # pinned or always kept: it stays anyway
                 total -= turn_tokens[start]
             start += 1
+        if total > budget >= total - recall_room:
+            recall_room -= total - budget  # a long new message takes the recall's room first
+            total = budget
         if total > budget:
             raise ContextOverflowError(
                 f"{total} tokens do not fit the budget of {budget} even with every "
@@ -380,6 +434,8 @@ def plan_trim(
         new_state = replace(new_state, summary_upto=start)
 
     kept = [i for i in range(len(turns)) if keeps(i, start)]
+    if recall_room > 0 and start:
+        kept = sorted(kept + _recall(messages, turns, turn_tokens, start, keeps, recall_room))
     kept_tokens = sum(turn_tokens[i] for i in kept)
     kept_messages = sum(turns[i][1] - turns[i][0] for i in kept)
     return TrimPlan(
@@ -396,3 +452,124 @@ def plan_trim(
         to_summarize=to_summarize,
         summary_tokens=summary_room if to_summarize and summary_room is not None else 0,
     )
+
+
+def _recall(
+    messages: Sequence[Mapping[str, Any]],
+    turns: Sequence[Tuple[int, int]],
+    turn_tokens: Sequence[int],
+    start: int,
+    keeps: Callable[[int, int], bool],
+    room: int,
+) -> List[int]:
+    """The dropped turns to bring back: best BM25 match with the last turn first
+    (the later turn on a tie), each that still fits ``room``."""
+    texts = [_turn_text(messages[a:b]) for a, b in turns]
+    scores = bm25_scores(texts[-1], texts[:-1])
+    dropped = [i for i in range(start) if not keeps(i, start) and scores[i] > 0]
+    chosen: List[int] = []
+    for i in sorted(dropped, key=lambda i: (-scores[i], -i)):
+        if turn_tokens[i] <= room:
+            chosen.append(i)
+            room -= turn_tokens[i]
+    return chosen
+
+
+def _turn_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The words of a turn: contents, and the arguments of its tool calls."""
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        for call in message.get("tool_calls") or ():
+            parts.append(str((call.get("function") or {}).get("arguments", "")))
+    return "\n".join(parts)
+
+
+_CJK_RANGES = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
+_TERMS = re.compile(f"([{_CJK_RANGES}]+)|([^\\W_{_CJK_RANGES}]+)")
+
+
+def _terms(text: str) -> List[str]:
+    """A text's search terms: lower-cased words, and the character pairs of CJK
+    runs (Chinese and Japanese put no spaces between words; a lone character
+    stands for itself)."""
+    found: List[str] = []
+    for match in _TERMS.finditer(text.lower()):
+        cjk = match.group(1)
+        if cjk is None:
+            found.append(match.group(2))
+        elif len(cjk) == 1:
+            found.append(cjk)
+        else:
+            found.extend(cjk[i : i + 2] for i in range(len(cjk) - 1))
+    return found
+
+
+def bm25_scores(
+    query: str, documents: Sequence[str], k1: float = 1.2, b: float = 0.75
+) -> List[float]:
+    """Okapi BM25 score of each document for ``query``.
+
+    For each query term t in document d: idf(t) * f * (k1 + 1) / (f + k1 *
+    (1 - b + b * |d| / avgdl)), with f the count of t in d, |d| the
+    document's length in terms, avgdl the mean length, and idf(t) = ln(1 +
+    (N - n + 0.5) / (n + 0.5)) over N documents, n of them holding t.
+    """
+    bags = [Counter(_terms(d)) for d in documents]
+    if not bags:
+        return []
+    lengths = [sum(bag.values()) for bag in bags]
+    average = sum(lengths) / len(bags) or 1.0
+    wanted = set(_terms(query))
+    idf = {
+        t: math.log(1 + (len(bags) - n + 0.5) / (n + 0.5))
+        for t in wanted
+        for n in [sum(1 for bag in bags if t in bag)]
+    }
+    scores = []
+    for bag, length in zip(bags, lengths):
+        norm = k1 * (1 - b + b * length / average)
+        scores.append(sum(idf[t] * bag[t] * (k1 + 1) / (bag[t] + norm) for t in wanted if t in bag))
+    return scores
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|(?<=[\u3002\uff01\uff1f])|\n+")
+_SPEAKER = re.compile(r"^(?:user|assistant|system|developer|tool result \([^)]*\)): ")
+
+
+def extractive_summary(
+    request: Sequence[Mapping[str, Any]],
+    max_tokens: int,
+    count: Callable[[str], int] = estimate_text,
+) -> str:
+    """The summary a reader with no model writes for ``TrimPlan.summary_request()``:
+    the current summary's sentences, then the new turns' (speaker labels
+    dropped), in order, as many whole sentences as fit ``max_tokens``.
+
+    Nothing is rephrased or ranked: what does not fit is lost, as an answer
+    cut at ``max_tokens`` loses it, so an update that arrives once the
+    summary is full is missing and its old value stays.
+    """
+    text = str(request[-1].get("content") or "") if request else ""
+    current, _, new = text.partition("\n\nNew turns:\n")
+    current = (
+        current[len("Current summary:\n") :]
+        if current.startswith("Current summary:\n")
+        else current
+    )
+    lines = [] if current == "(none yet)" else [current]
+    lines += [_SPEAKER.sub("", line) for line in new.splitlines()]
+    kept: List[str] = []
+    for line in lines:
+        for sentence in _SENTENCE_END.split(line):
+            sentence = sentence.strip()
+            if not sentence:
+                continue
+            if count(" ".join([*kept, sentence])) > max_tokens:
+                return " ".join(kept)
+            kept.append(sentence)
+    return " ".join(kept)

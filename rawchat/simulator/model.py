@@ -6,6 +6,27 @@ request (how many messages, a rough token count, the last user message),
 so a learner sees what the server saw. With ``tools`` offered it calls the
 first one; after a tool result it reports the result; a ``*-reasoner``
 model thinks aloud first, as DeepSeek's ``reasoning_content`` does.
+
+Three answers serve the memory evaluation (``rawchat.conversation.evaluation``):
+
+* the summarisation request ``Summarize`` sends (its ``PROMPT`` as the
+  system message) gets an extractive summary: the sentences of the
+  current summary and of the new turns, in order, cut to ``max_tokens``
+  (``trimming.extractive_summary``);
+* an *oracle reader*: a request whose ``metadata`` holds
+  ``rawchat_probe_answer`` (the right answer; empty when it was never
+  given) and optionally ``rawchat_probe_stale`` (an outdated value) is a
+  probe. The answer is given only if it appears in the messages before the
+  last one, what the client chose to send; else the stale value if that
+  appears; else "I don't know.";
+* a judge: ``metadata`` with ``rawchat_judge`` and a last message holding
+  JSON ``{"question", "gold", "candidate", "stale"}`` gets
+  ``{"verdict": "CORRECT" | "WRONG" | "STALE" | "ABSTAIN", "reason"}`` by
+  case-insensitive containment.
+
+``metadata`` is the request's own key-value field
+(https://platform.openai.com/docs/api-reference/chat/create#chat-create-metadata),
+so the probe's question text stays what a real model would read.
 """
 
 from __future__ import annotations
@@ -15,7 +36,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["MODELS", "Reply", "estimate_tokens", "reply_to"]
+from ..protocol.trimming import Summarize, extractive_summary
+
+__all__ = ["ABSTAIN_REPLY", "MODELS", "Reply", "estimate_tokens", "reply_to"]
+
+#: What the oracle reader says when the answer is not in what it was sent.
+ABSTAIN_REPLY = "I don't know."
 
 #: The models the simulator lists and accepts.
 MODELS = (
@@ -71,11 +97,16 @@ def reply_to(body: Mapping[str, Any], choice: int = 0, *, reason: bool = False) 
     tool_choice = body.get("tool_choice", "auto")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
 
-    system = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
-    if last.get("role") == "tool":
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    if "rawchat_probe_answer" in metadata:
+        content = _oracle(messages, metadata)
+    elif "rawchat_judge" in metadata:
+        content = _judge(_text(last.get("content")))
+    elif last.get("role") == "tool":
         content = f"The tool returned: {_text(last.get('content'))}"
-    elif "summary" in system.lower():
-        content = _summary(_text(last.get("content")))
+    elif messages[0].get("role") == "system" and messages[0].get("content") == Summarize.PROMPT:
+        cap = limit if isinstance(limit, int) and limit > 0 else Summarize().summary_tokens
+        content = extractive_summary(messages, cap)
     elif tools and tool_choice != "none" and last.get("role") == "user":
         return _call_tool(tools, tool_choice, _text(last.get("content")))
     else:
@@ -107,16 +138,41 @@ def reply_to(body: Mapping[str, Any], choice: int = 0, *, reason: bool = False) 
     )
 
 
-def _summary(transcript: str) -> str:
-    """A deterministic "summary": what each user turn in the transcript was about."""
-    topics = [
-        line[len("user:") :].strip()[:40]
-        for line in transcript.splitlines()
-        if line.startswith("user:")
-    ]
-    earlier = [line for line in transcript.splitlines()[1:3] if line and line != "(none yet)"]
-    kept = f"{earlier[0]} " if earlier and not earlier[0].startswith("New turns") else ""
-    return f"{kept}The user asked: " + "; ".join(topics) + "." if topics else kept.strip()
+def _oracle(messages: List[Mapping[str, Any]], metadata: Mapping[str, Any]) -> str:
+    """A reader that knows only what it was sent: the answer if the context holds it."""
+    context = "\n".join(_text(m.get("content")) + _arguments(m) for m in messages[:-1])
+    for value in (metadata.get("rawchat_probe_answer"), metadata.get("rawchat_probe_stale")):
+        if isinstance(value, str) and value and value in context:
+            return value
+    return ABSTAIN_REPLY
+
+
+def _judge(text: str) -> str:
+    """A grader by containment, in the verdict shape the evaluation's judge prompt asks for."""
+    try:
+        item = json.loads(text)
+        question, gold = str(item["question"]), str(item["gold"]).casefold()
+        candidate, stale = (
+            str(item["candidate"]).casefold(),
+            str(item.get("stale") or "").casefold(),
+        )
+    except (ValueError, KeyError, TypeError):
+        return json.dumps({"verdict": "WRONG", "reason": "no question, gold and candidate given"})
+    if gold and gold in candidate:
+        verdict = "CORRECT"
+    elif stale and stale in candidate:
+        verdict = "STALE"
+    elif "know" in candidate or not candidate.strip():
+        verdict = "CORRECT" if not gold else "ABSTAIN"
+    else:
+        verdict = "WRONG"
+    reason = f"graded by containment for: {question[:60]}"
+    return json.dumps({"verdict": verdict, "reason": reason}, ensure_ascii=False)
+
+
+def _arguments(message: Mapping[str, Any]) -> str:
+    calls = message.get("tool_calls") or ()
+    return "".join(" " + str((c.get("function") or {}).get("arguments", "")) for c in calls)
 
 
 def _call_tool(tools: List[Any], tool_choice: Any, user_text: str) -> Reply:

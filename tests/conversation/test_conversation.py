@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import threading
 
 import pytest
 
@@ -132,9 +134,9 @@ def test_summarize_folds_dropped_turns_into_one_summary_message(client):
         "turn 8:",
     ]
     assert conv.last_sent[1]["content"] == (
-        "Summary of the earlier conversation:\nThe user asked: turn 1: tell me about topic number 1 ple; "
-        "turn 2: tell me about topic number 2 ple; turn 3: tell me about topic number 3 ple."
-    )
+        "Summary of the earlier conversation:\n"
+        "turn 1: tell me about topic number 1 please Hello from the rawchat simulator."
+    )  # the simulator's extractive summary: the turns' sentences, cut to 40 tokens
     assert conv.last_trim.dropped_messages == 6
 
 
@@ -216,7 +218,7 @@ def test_a_failed_turn_does_not_keep_the_summary_written_for_it(strict):
     assert json.dumps(conv.to_dict(), sort_keys=True) == before
     conv.ask(strict, "turn 6: tell me about topic number 6 please", model=MODEL)
     assert conv.last_trim.summarized_messages == 6
-    assert conv.to_dict()["threads"]["main"]["summary"].startswith("The user asked: turn 1")
+    assert conv.to_dict()["threads"]["main"]["summary"].startswith("turn 1: tell me")
 
 
 def test_a_streamed_turn_commits_its_summary_when_the_stream_completes(client):
@@ -344,3 +346,117 @@ def test_every_malformed_saved_file_gets_the_same_clear_error(tmp_path, text, pr
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InvalidRequestError, match=f"cannot load a conversation from .*{problem}"):
         Conversation.load(str(path))
+
+
+# -- one turn at a time ------------------------------------------------------------------
+
+STREAM_OPEN = (
+    "a streamed turn of this conversation is still open\n"
+    "  hint: read that stream to its end or close it (leave its `with` block) first; "
+    "a conversation takes one turn at a time"
+)
+
+
+def test_asks_from_many_threads_are_serialized_turn_by_turn(client):
+    conv = Conversation()
+    failures = []
+
+    def asker(worker):
+        try:
+            for turn in range(25):
+                conv.ask(client, f"worker {worker} turn {turn}", model=MODEL)
+        except Exception as exc:  # reported below, not lost in the thread
+            failures.append(exc)
+
+    workers = [threading.Thread(target=asker, args=(w,)) for w in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert failures == []
+    messages = conv.messages
+    assert len(messages) == 400
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 200
+    for n in range(200):
+        question, answer = messages[2 * n]["content"], messages[2 * n + 1]["content"]
+        # Each answer saw the whole history before it, its own question last.
+        assert f" I received {2 * n + 1} message" in answer
+        assert answer.endswith(f'your last message was: "{question}".')
+    asked = sorted(m["content"] for m in messages if m["role"] == "user")
+    assert asked == sorted(f"worker {w} turn {t}" for w in range(8) for t in range(25))
+
+
+def test_a_second_turn_is_refused_while_a_stream_is_open(client):
+    conv = Conversation()
+    with conv.stream(client, "first", model=MODEL) as stream:
+        for attempt in (
+            lambda: conv.ask(client, "second", model=MODEL),
+            lambda: conv.stream(client, "second", model=MODEL),
+            lambda: conv.add({"role": "user", "content": "aside"}),
+            lambda: conv.reset(),
+        ):
+            with pytest.raises(InvalidRequestError) as caught:
+                attempt()
+            assert str(caught.value).split(": ", 1)[1] == STREAM_OPEN
+        "".join(stream.text())
+    conv.ask(client, "second", model=MODEL)
+    assert users(conv.messages) == ["first", "second"]
+
+
+def test_the_refusal_names_what_was_refused(client):
+    conv = Conversation()
+    with conv.stream(client, "first", model=MODEL):
+        with pytest.raises(InvalidRequestError) as caught:
+            conv.ask(client, "second", model=MODEL)
+    assert caught.value.message == (
+        "cannot ask: a streamed turn of this conversation is still open"
+    )
+
+
+def test_a_completed_stream_frees_the_conversation_without_its_with_block(client):
+    conv = Conversation()
+    stream = conv.stream(client, "first", model=MODEL)
+    "".join(stream.text())
+    conv.ask(client, "second", model=MODEL)
+    assert users(conv.messages) == ["first", "second"]
+
+
+def test_a_stream_closed_early_frees_the_conversation_and_commits_nothing(client):
+    conv = Conversation()
+    with conv.stream(client, "first", model=MODEL) as stream:
+        next(iter(stream.text()))
+    conv.ask(client, "second", model=MODEL)
+    assert users(conv.messages) == ["second"]
+
+
+@pytest.mark.parametrize("fault", ["401", "truncate=4"])
+def test_a_failed_stream_frees_the_conversation(strict, fault):
+    conv = Conversation()
+    with pytest.raises(rawchat.RawchatError):
+        with conv.stream(
+            strict, "first", model=MODEL, extra_headers={"X-Rawchat-Fault": fault}
+        ) as s:
+            "".join(s.text())
+    conv.ask(strict, "second", model=MODEL)
+    assert users(conv.messages) == ["second"]
+
+
+def test_a_stream_dropped_unread_frees_the_conversation(client):
+    conv = Conversation()
+    stream = conv.stream(client, "never read", model=MODEL)
+    del stream
+    gc.collect()
+    conv.ask(client, "second", model=MODEL)
+    assert users(conv.messages) == ["second"]
+
+
+def test_a_turn_stream_reads_like_the_client_stream(client):
+    conv = Conversation()
+    with conv.stream(client, "hi", model=MODEL) as stream:
+        chunks = list(stream)
+    assert isinstance(stream.stream, rawchat.Stream)
+    assert stream.retries_taken == 0
+    assert stream.completion.content == "".join(
+        c.choices[0].content for c in chunks if c.choices and c.choices[0].content
+    )
+    assert conv.messages[-1] == {"role": "assistant", "content": stream.completion.content}

@@ -355,3 +355,82 @@ def test_strategies_construct_with_no_arguments_and_compare_by_value():
 def test_impossible_strategy_settings_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+# -- Relevant, BM25, the extractive summary --------------------------------------------
+
+from rawchat.protocol.trimming import (  # noqa: E402
+    STRATEGIES,
+    Relevant,
+    bm25_scores,
+    extractive_summary,
+)
+
+
+def _chat(*pairs):
+    return [
+        m
+        for q, a in pairs
+        for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})
+    ]
+
+
+def test_relevant_brings_back_the_dropped_turn_that_matches_the_new_question():
+    tides = [(f"tell me about tides {i}", "tides rise and fall twice a day") for i in range(11)]
+    question = {"role": "user", "content": "what is my locker code?"}
+    history = [*_chat(("my locker code is AB123", "noted"), *tides), question]
+    tokens = [10] * len(history)
+    # Budget 200: 100 set aside for recall, the recent turns trimmed to 150 - 100.
+    plan = plan_trim(history, tokens, [False] * len(history), budget=200, strategy=Relevant())
+    assert plan.kept[:2] == tuple(history[:2])  # recalled, in its place, before the recent turns
+    assert [m["content"] for m in plan.kept[2:]] == [
+        "tell me about tides 10",
+        "tides rise and fall twice a day",
+        "what is my locker code?",
+    ]
+    assert plan.report.tokens_sent == 3 + 50
+
+
+def test_relevant_recalls_nothing_when_no_dropped_turn_shares_a_word():
+    history = [*_chat(*[(f"tides {i}", "they rise") for i in range(12)])]
+    history.append({"role": "user", "content": "hello?"})
+    plan = plan_trim(
+        history, [10] * len(history), [False] * len(history), budget=200, strategy=Relevant()
+    )
+    assert [m["content"] for m in plan.kept] == ["tides 11", "they rise", "hello?"]
+
+
+def test_relevant_sends_a_history_that_fits_whole():
+    history = [*_chat(("a", "b")), {"role": "user", "content": "c"}]
+    plan = plan_trim(history, [10, 10, 10], [False] * 3, budget=100, strategy=Relevant())
+    assert plan.kept == tuple(history)
+
+
+def test_relevant_is_a_named_strategy_constructed_with_no_arguments():
+    assert STRATEGIES["relevant"] is Relevant
+    assert Relevant() == Relevant(recall_share=0.5)
+    with pytest.raises(ValueError):
+        Relevant(recall_share=1.0)
+
+
+def test_bm25_ranks_the_document_with_the_rarer_shared_words_first():
+    scores = bm25_scores("my order number", ["my order number is 7Q", "a number", "nothing here"])
+    assert scores[0] > scores[1] > scores[2] == 0
+
+
+def test_bm25_matches_chinese_by_character_pairs():
+    scores = bm25_scores("我的订单号是什么？", ["顺便说一下，我的订单号是7Q。", "今天天气很好。"])
+    assert scores[0] > 0 and scores[1] == 0
+
+
+def test_the_extractive_summary_keeps_whole_sentences_in_order_up_to_the_cap():
+    plan_request = [
+        {"role": "system", "content": Summarize.PROMPT},
+        {
+            "role": "user",
+            "content": "Current summary:\nOld fact one.\n\nNew turns:\nuser: My code is AB. Thanks!\n"
+            "assistant: Noted.",
+        },
+    ]
+    assert extractive_summary(plan_request, 100) == "Old fact one. My code is AB. Thanks! Noted."
+    assert extractive_summary(plan_request, 9) == "Old fact one. My code is AB."
