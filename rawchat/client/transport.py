@@ -274,9 +274,17 @@ class StreamingResponse:
                 if coding in ("gzip", "x-gzip", "deflate"):
                     pieces = _Inflater(coding).inflate(pieces)
                 # Any other coding is handed over as it came, as urllib3 does.
-            for piece in pieces:
-                if piece:
-                    yield piece
+        while True:
+            # Only the reading is translated, not the yield: a caller that
+            # stops early closes this generator with GeneratorExit, which must
+            # not pass through the context manager (on Python 3.8 that kept
+            # every early-closed response alive in a traceback cycle).
+            with _translated(self.request, reading_body=True):
+                piece = next(pieces, None)
+            if piece is None:
+                break
+            if piece:
+                yield piece
         self._read_to_end = True
 
     def read(
