@@ -325,6 +325,35 @@ class StreamingResponse:
         self.close()
         return b"".join(pieces)
 
+    def finish(self, grace: float = 0.1) -> None:
+        """Release the connection of an answer already known to be complete.
+
+        At ``data: [DONE]`` a chat stream is over, but the body's own end
+        (the last chunk, ``0\r\n\r\n``) may still be on its way or, from a
+        server that holds the connection open, never come. What is left is
+        read for at most ``grace`` seconds and ``_READ_SIZE`` bytes: if the
+        body ends, its connection goes back to the pool for the next request
+        (a new TLS connection costs a round trip or two); if not, it is
+        closed. urllib3 sets the socket's timeout again when it next sends.
+        """
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if not self._read_to_end and sock is not None:
+            try:
+                sock.settimeout(grace)
+                left = _READ_SIZE
+                for piece in _encoded_pieces(self._response.raw):
+                    left -= len(piece)
+                    if left < 0:
+                        break
+                else:
+                    self._read_to_end = True
+            except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException):
+                pass  # slow or broken: the connection is not worth keeping
+        if self._exchange is not None and self._read_to_end:
+            self._exchange.end()
+        self.close()
+
     def close(self) -> None:
         if self._exchange is not None:
             self._exchange.end(note="closed before the end of the body")

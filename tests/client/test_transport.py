@@ -671,3 +671,60 @@ def test_credentials_in_the_url_stay_out_of_body_errors():
     assert str(caught.value.message) == (
         f"the response body from http://***@{url.split('@')[1]}/x passed 1000 bytes"
     )
+
+
+# -- an answer known to be complete: its connection back to the pool --------------------
+
+
+def chat_stream_request(base_url: str) -> HTTPRequest:
+    return HTTPRequest(
+        "POST",
+        base_url + "/chat/completions",
+        headers={"Authorization": "Bearer sk-test", "Content-Type": "application/json"},
+        body=b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+        stream=True,
+    )
+
+
+def read_until_done(source):
+    """Reads up to ``[DONE]``; returns the body's iterator, still open, as a stream holds it."""
+    pieces = source.iter_bytes()
+    for piece in pieces:
+        if b"data: [DONE]" in piece:
+            return pieces
+    raise AssertionError("no [DONE]")
+
+
+def test_finishing_a_complete_answer_hands_its_connection_back_to_the_pool(sim):
+    transport = Transport()
+    for _ in range(3):
+        source = transport.open(chat_stream_request(sim.base_url), Timeout(2, 2))
+        pieces = read_until_done(source)
+        source.finish()
+        pieces.close()
+    pools = transport.session.get_adapter(sim.base_url).poolmanager.pools
+    # urllib3's pool container refuses plain iteration; keys() is its public list.
+    assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
+    transport.close()
+
+
+@needs_proc
+def test_finishing_an_answer_whose_server_holds_the_connection_open_closes_it():
+    release = threading.Event()
+
+    def script(conn, request):
+        conn.sendall(HEAD_CHUNKED + b"e\r\ndata: [DONE]\n\n\r\n")
+        release.wait(30)  # the body's last chunk never comes
+
+    with RawServer(script) as server:
+        source = Transport().open(get(server.base_url + "/x"), Timeout(2, 30))
+        pieces = read_until_done(source)
+        during = sockets_open()
+        started = time.monotonic()
+        source.finish(grace=0.1)
+        waited = time.monotonic() - started
+        after = sockets_open()
+        pieces.close()
+        release.set()
+    assert during - after == 1
+    assert waited < 10  # the grace, not the 30 s read timeout
