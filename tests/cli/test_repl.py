@@ -13,6 +13,7 @@ from rawchat.cli.repl import Repl
 from rawchat.policies import Policies, UsageMeter
 
 from ..conftest import KEY
+from .test_main import run
 
 
 @pytest.fixture
@@ -25,7 +26,12 @@ def client(sim):
 
 def args(**overrides):
     defaults = dict(
-        model="gpt-4o-mini", system=None, temperature=None, max_tokens=None, color="never"
+        model="gpt-4o-mini",
+        system=None,
+        temperature=None,
+        max_tokens=None,
+        color="never",
+        strategy="drop-oldest",
     )
     return argparse.Namespace(**dict(defaults, **overrides))
 
@@ -137,3 +143,30 @@ def test_saving_to_a_missing_folder_says_why_and_the_chat_goes_on(client, tmp_pa
     assert f"rawchat: error: cannot save to {path}: No such file or directory" in err
     assert "I received 3 messages" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_chosen_strategy_trims_the_conversation_and_is_saved_and_loaded_with_it(
+    client, tmp_path
+):
+    path = tmp_path / "chat.json"
+    repl, _, _ = drive(client, ["hi", f"/save {path}"], strategy="relevant")
+    assert isinstance(repl.conversation.strategy, rawchat.Relevant)
+    assert repl.conversation.last_trim.strategy == "relevant"
+    assert json.loads(path.read_text(encoding="utf-8"))["strategy"] == "relevant"
+    repl, _, err = drive(client, [f"/load {path}"])  # started with drop-oldest
+    assert isinstance(repl.conversation.strategy, rawchat.Relevant)
+    assert "(strategy relevant, as it was saved)" in err
+
+
+def test_chat_without_a_strategy_drops_the_oldest_turns(client):
+    repl, _, _ = drive(client, ["hi"], strategy=None)
+    assert repl.conversation.last_trim.strategy == "drop-oldest"
+
+
+def test_an_unknown_strategy_is_a_usage_error_listing_the_known_ones():
+    result = run("chat", "--strategy", "lru")
+    assert result.returncode == 2
+    assert (
+        "argument --strategy: invalid choice: 'lru' (choose from 'drop-oldest', "
+        "'keep-first-and-recent', 'summarize', 'relevant')" in result.stderr
+    )
