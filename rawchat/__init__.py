@@ -38,6 +38,7 @@ _HOMES = {
     "Completion": "protocol.completion",
     "ToolCall": "protocol.completion",
     "Usage": "protocol.completion",
+    "Response": "protocol.responses",
     "Timeout": "protocol.settings",
     "RetryPolicy": "protocol.retry",
     "SSEParser": "protocol.sse",
@@ -47,6 +48,7 @@ _HOMES = {
     "DropOldest": "protocol.trimming",
     "KeepFirstAndRecent": "protocol.trimming",
     "Summarize": "protocol.trimming",
+    "Relevant": "protocol.trimming",
     "TrimReport": "protocol.trimming",
     "Simulator": "simulator",
     "RawchatError": "errors",
@@ -85,6 +87,8 @@ __all__ = [
     "Policies",
     "RateLimitError",
     "RawchatError",
+    "Relevant",
+    "Response",
     "RetryPolicy",
     "SSEParser",
     "ServerSentEvent",
@@ -145,9 +149,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .policies import Policies
     from .policies.usage import UsageMeter
     from .protocol.completion import Completion, ToolCall, Usage
+    from .protocol.responses import Response
     from .protocol.retry import RetryPolicy
     from .protocol.settings import Timeout
     from .protocol.sse import ServerSentEvent, SSEParser
-    from .protocol.trimming import DropOldest, KeepFirstAndRecent, Summarize, TrimReport
+    from .protocol.trimming import (
+        DropOldest,
+        KeepFirstAndRecent,
+        Relevant,
+        Summarize,
+        TrimReport,
+    )
     from .simulator import Simulator
 del TYPE_CHECKING

@@ -12,8 +12,9 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_series_has_eight_numbered_notebooks():
-    assert [path.name[:3] for path in NOTEBOOKS] == [f"0{n}-" for n in range(1, 9)]
+def test_the_series_is_numbered_from_one_without_repeats():
+    numbers = [int(path.name[:2]) for path in NOTEBOOKS]
+    assert numbers[:8] == list(range(1, 9)) and numbers == sorted(set(numbers))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -28,6 +28,7 @@ def test_the_readme_has_its_python_snippets():
     assert firsts == [
         "import rawchat",
         "import rawchat",
+        "import rawchat",
         "from rawchat.protocol.request import build_chat_request",
         "from rawchat.protocol.sse import SSEParser",
         "from rawchat.policies import Policies",

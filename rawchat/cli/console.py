@@ -32,7 +32,9 @@ def request_params(args: argparse.Namespace) -> Dict[str, Any]:
     if args.temperature is not None:
         params["temperature"] = args.temperature
     if args.max_tokens is not None:
-        params["max_tokens"] = args.max_tokens
+        # The Responses API calls the same cap max_output_tokens.
+        api = getattr(args, "api", "chat")
+        params["max_output_tokens" if api == "responses" else "max_tokens"] = args.max_tokens
     return params
 
 
@@ -96,5 +98,7 @@ def print_error(
     style = style or Style(out, "never")
     print(style.bad(f"rawchat: error: {exc}"), file=out)
     partial = getattr(exc, "partial", None)
-    if partial is not None and partial.content:
-        print(f"rawchat: {len(partial.content)} characters arrived before the error", file=out)
+    # A chat Completion has .content; a Responses Response has .output_text.
+    text = getattr(partial, "content", None) or getattr(partial, "output_text", None)
+    if text:
+        print(f"rawchat: {len(text)} characters arrived before the error", file=out)

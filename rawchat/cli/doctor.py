@@ -10,7 +10,10 @@ fail for the same reason, naming the fix for what it found:
 4. TLS: the handshake succeeds with the CA bundle ``requests`` would use;
 5. authentication: ``GET /models`` with the key;
 6. the model: a one-token chat;
-7. streaming: a streamed answer, and the time to its first delta.
+7. streaming: a streamed answer, and the time to its first delta;
+8. responses: whether the endpoint also has the Responses API
+   (``POST /responses``); many compatible servers do not, which is a
+   warning, not a failure: Chat Completions works without it.
 
 These are the 401/404/proxy/certificate problems people lose hours to.
 """
@@ -204,6 +207,28 @@ def _api_checks(client: Client, model: str, clock: Callable[[], float]) -> Itera
     usage = "with usage" if completion.usage else "without usage (stream_options unsupported?)"
     first_text = f"first delta after {first:.0f} ms, " if first is not None else "no text, "
     yield Check("streaming", OK, f"{first_text}complete {usage}", ms=_ms(clock, started))
+    yield _responses_check(client, model, clock)
+
+
+def _responses_check(client: Client, model: str, clock: Callable[[], float]) -> Check:
+    """``POST /responses`` once: present, absent, or present and refusing."""
+    started = clock()
+    try:
+        # 16 is the smallest max_output_tokens OpenAI accepts.
+        response = client.respond("Say OK.", model=model, max_output_tokens=16, store=False)
+    except APIStatusError as exc:
+        if exc.status_code in (404, 405) and exc.code != "model_not_found":
+            return Check(
+                "responses", WARN, f"POST /responses: {exc.status_code}: this endpoint has "
+                "no Responses API", "use Chat Completions (the default; --api chat)",
+            )  # fmt: skip
+        return Check("responses", WARN, f"POST /responses: {exc.message}", exc.hint)
+    except RawchatError as exc:
+        return Check("responses", WARN, f"POST /responses: {exc.message}", exc.hint)
+    return Check(
+        "responses", OK, f"POST /responses answered (status {response.status or 'unknown'})",
+        ms=_ms(clock, started),
+    )  # fmt: skip
 
 
 def _ms(clock: Callable[[], float], started: float) -> float:

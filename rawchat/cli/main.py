@@ -1,6 +1,7 @@
 """The ``rawchat`` command: chat from a terminal, and see the protocol doing it.
 
-    rawchat ask "What is SSE?"         stream one answer to stdout
+    rawchat ask "What is SSE?"         stream one answer to stdout (--api responses:
+                                       the same through POST /responses)
     rawchat chat                       a multi-turn conversation
     rawchat curl "What is SSE?"        the same request as a curl command
     rawchat replay capture.sse         parse a saved stream, flag protocol faults
@@ -9,6 +10,7 @@
     rawchat serve                      the simulator, for any client to use
     rawchat batch in.jsonl out.jsonl   many requests in parallel, resumable
     rawchat demo                       a guided tour against the simulator
+    rawchat eval-memory                what each memory strategy forgets, measured
 
 Global options (``--trace``, ``--profile`` ...) go before or after the
 command. ``--trace`` prints every exchange to stderr: the request with its
@@ -87,13 +89,16 @@ COMMAND_EXAMPLES = {
     "ask": """\
   rawchat ask "hi"
   cat notes.txt | rawchat ask - --system "Summarise"
-  rawchat ask --json --no-stream hi""",
+  rawchat ask --json --no-stream hi
+  rawchat ask --api responses "hi"          (POST /responses, named events)""",
     "chat": """\
   rawchat chat
   rawchat chat --system 'You are terse.'
+  rawchat chat --strategy relevant              (what is sent once the history is long)
   (in the chat, /help lists /reset /system /save /load /usage /trace)""",
     "curl": """\
   rawchat curl "hi"
+  rawchat curl --api responses "hi"
   rawchat --profile deepseek curl -m deepseek-chat "hi" | sh""",
     "replay": """\
   rawchat replay capture.sse
@@ -113,6 +118,10 @@ COMMAND_EXAMPLES = {
   rawchat batch questions.jsonl answers.jsonl --workers 8
   rawchat batch in.jsonl out.jsonl --rpm 500     (rerun after a crash: it resumes)
   OPENAI_API_KEYS=sk-a...,sk-b... rawchat batch in.jsonl out.jsonl""",
+    "eval-memory": """\
+  rawchat eval-memory                           (offline: tables, results.json, two SVG plots)
+  rawchat eval-memory --strategies drop-oldest,relevant --budgets 25 --turns 80 --seed 3
+  rawchat --profile deepseek eval-memory --live -m deepseek-chat --judge deepseek-reasoner""",
 }
 
 
@@ -244,6 +253,14 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = command("chat", "a multi-turn conversation with a streaming typewriter")
     _model_options(chat)
+    from ..protocol.trimming import STRATEGIES
+
+    chat.add_argument(
+        "--strategy",
+        choices=list(STRATEGIES),
+        default="drop-oldest",
+        help="what is sent once the history outgrows the context window (drop-oldest)",
+    )
     chat.set_defaults(run=_chat)
 
     curl = command("curl", "print the equivalent curl command (the key stays $VARIABLE)")
@@ -292,12 +309,47 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = command("demo", "a guided tour of the protocol against the simulator")
     demo.set_defaults(run=_demo)
+
+    evaluate = command(
+        "eval-memory",
+        "measure what each memory strategy forgets, offline (or --live with a real model)",
+    )
+    evaluate.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated (all of them)"
+    )
+    evaluate.add_argument(
+        "--budgets", default="25,50,75", help="percent of the whole history's tokens (25,50,75)"
+    )
+    evaluate.add_argument("--turns", type=int, default=60, help="turns per conversation (60)")
+    evaluate.add_argument("--seed", type=int, default=0, help="the conversations' seed (0)")
+    evaluate.add_argument("--out", default="eval-memory", help="where to write (./eval-memory/)")
+    evaluate.add_argument(
+        "--live", action="store_true", help="a real model answers (the configured endpoint)"
+    )
+    evaluate.add_argument("-m", "--model", help="--live: the model answering")
+    evaluate.add_argument("--judge", metavar="MODEL", help="also grade each answer with MODEL")
+    evaluate.add_argument(
+        "--token-budget",
+        type=int,
+        default=2_000_000,
+        help="--live: start no new cell once this many tokens are spent (2,000,000)",
+    )
+    evaluate.add_argument(
+        "--no-reader", action="store_true", help="measure what is sent only (no HTTP at all)"
+    )
+    evaluate.set_defaults(run=_eval_memory)
     return parser
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-m", "--model", help="model name (default: RAWCHAT_MODEL or the profile's)"
+    )
+    parser.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="POST /chat/completions (chat, the default) or POST /responses",
     )
     parser.add_argument("-s", "--system", help="system prompt")
     parser.add_argument("-t", "--temperature", type=float, help="sampling temperature")
@@ -404,6 +456,8 @@ def _ask(args: argparse.Namespace) -> int:
     prompt = _read_stdin() if args.prompt == "-" else args.prompt
     messages = _first_messages(args, prompt)
     with client_for(args, simulator_ok=True) as client:
+        if args.api == "responses":
+            return _ask_responses(client, args, messages)
         if args.no_stream or args.json:
             completion = client.chat(messages, **request_params(args))
             if args.json:
@@ -412,6 +466,31 @@ def _ask(args: argparse.Namespace) -> int:
                 print(completion.content)
             return EXIT_OK
         typewrite(client, messages, request_params(args), sys.stdout)
+    return EXIT_OK
+
+
+def _ask_responses(client: Client, args: argparse.Namespace, messages: List[Dict[str, Any]]) -> int:
+    """``ask --api responses``: the question as input, the system prompt as instructions."""
+    params = request_params(args)
+    if args.system:
+        params["instructions"] = args.system
+    question = messages[-1]["content"]
+    if args.no_stream or args.json:
+        response = client.respond(question, **params)
+        if args.json:
+            print(json.dumps(response.raw, indent=2, ensure_ascii=False))
+        else:
+            print(response.output_text)
+        return EXIT_OK
+    with client.respond_stream(question, **params) as stream:
+        try:
+            for text in stream.text():
+                sys.stdout.write(text)
+                sys.stdout.flush()
+        finally:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        stream.response  # noqa: B018 -- reads to the terminal event, or raises
     return EXIT_OK
 
 
@@ -425,6 +504,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _curl(args: argparse.Namespace) -> int:
     from ..protocol.request import build_chat_request
+    from ..protocol.responses import build_responses_request
 
     settings = Settings.resolve(base_url=args.base_url, profile=args.profile, environ=os.environ)
     profile = PROFILES.get(settings.profile)
@@ -432,9 +512,15 @@ def _curl(args: argparse.Namespace) -> int:
         # The command names the key's variable whether or not it is set here.
         settings = dataclasses.replace(settings, api_key="unset")
     params = request_params(args)
-    request = build_chat_request(
-        settings, _first_messages(args, args.prompt), stream=not args.no_stream, **params
-    )
+    messages = _first_messages(args, args.prompt)
+    if args.api == "responses":
+        if args.system:
+            params["instructions"] = args.system
+        request = build_responses_request(
+            settings, messages[-1]["content"], stream=not args.no_stream, **params
+        )
+    else:
+        request = build_chat_request(settings, messages, stream=not args.no_stream, **params)
     print(request.to_curl(key_variable=settings.key_variable))
     return EXIT_OK
 
@@ -459,20 +545,23 @@ def _replay(args: argparse.Namespace) -> int:
         kind = "" if event.event == "message" else f"event: {event.event}  "
         line = f"  #{event.number:<4} {kind}{event.summary}"
         print(style.bad(f"{line}  <- {event.fault}") if event.fault else line)
-    done = report.completion
-    usage = done.usage
-    tokens = (
-        f", usage {usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}"
-        if usage
-        else ""
-    )
-    print(style.bold(f"assembled: finish_reason={done.finish_reason}{tokens}"))
-    if done.reasoning:
-        print(f"  reasoning: {done.reasoning}")
-    if done.content:
-        print(f"  content: {done.content}")
-    for call in done.tool_calls:
-        print(f"  tool call {call.id} {call.function.name}({call.function.arguments})")
+    if report.response is not None:
+        _print_response(report.response, style)
+    else:
+        done = report.completion
+        usage = done.usage
+        tokens = (
+            f", usage {usage.prompt_tokens}+{usage.completion_tokens}={usage.total_tokens}"
+            if usage
+            else ""
+        )
+        print(style.bold(f"assembled: finish_reason={done.finish_reason}{tokens}"))
+        if done.reasoning:
+            print(f"  reasoning: {done.reasoning}")
+        if done.content:
+            print(f"  content: {done.content}")
+        for call in done.tool_calls:
+            print(f"  tool call {call.id} {call.function.name}({call.function.arguments})")
     if not report.faults:
         print(style.good("faults: none"))
         return EXIT_OK
@@ -480,6 +569,23 @@ def _replay(args: argparse.Namespace) -> int:
     for fault in report.faults:
         print(style.bad(f"  - {fault}"))
     return EXIT_API
+
+
+def _print_response(response: Any, style: Style) -> None:
+    """The assembled answer of a Responses capture."""
+    usage = response.usage
+    tokens = (
+        f", usage {usage.input_tokens}+{usage.output_tokens}={usage.total_tokens}" if usage else ""
+    )
+    print(style.bold(f"assembled (Responses API): status={response.status or None}{tokens}"))
+    if response.reasoning:
+        print(f"  reasoning: {response.reasoning}")
+    if response.output_text:
+        print(f"  output_text: {response.output_text}")
+    for call in response.tool_calls:
+        given = getattr(call, "arguments", None)
+        given = given if given is not None else getattr(call, "input", "")
+        print(f"  tool call {call.call_id} {call.name}({given})")
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -586,6 +692,12 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run
 
     return run(args, sys.stdout)
+
+
+def _eval_memory(args: argparse.Namespace) -> int:
+    from .eval_memory import run
+
+    return run(args, lambda: client_for(args))
 
 
 def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:

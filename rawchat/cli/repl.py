@@ -4,7 +4,9 @@ The model keeps no state between requests: every turn resends the history
 (https://platform.openai.com/docs/guides/conversation-state). The REPL holds
 it in a ``Conversation``, which trims it to the model's context window,
 commits a turn only when its answer arrived whole, and leaves it untouched
-when an answer fails or is cancelled with Ctrl-C.
+when an answer fails or is cancelled with Ctrl-C. ``--strategy`` chooses
+what is sent once the history outgrows the window; ``/save`` records it and
+``/load`` brings it back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..client.client import Client
 from ..client.trace import MultiTrace, TextTrace, Trace
 from ..conversation.conversation import Conversation
 from ..errors import APIError, ConfigError, InvalidRequestError
+from ..protocol.trimming import STRATEGIES
 from .console import EXIT_OK, Style, print_error, request_params
 
 __all__ = ["Repl"]
@@ -45,7 +48,11 @@ class Repl:
     ) -> None:
         self.client = client
         self.params = request_params(args)
-        self.conversation = Conversation(system=args.system)
+        # The chosen strategy; a loaded conversation brings back the one it was saved with.
+        strategy = STRATEGIES[getattr(args, "strategy", None) or "drop-oldest"]()
+        self.conversation = Conversation(
+            system=args.system, strategy=strategy, api=getattr(args, "api", "chat")
+        )
         self.input, self.out, self.err = input, out, err
         self.style = Style(err, args.color)
         self.base_trace: Optional[Trace] = client.transport.trace
@@ -122,6 +129,8 @@ class Repl:
                 print_error(exc, self.style, self.err)
             else:
                 self.say(f"(loaded {len(self.conversation.messages)} messages from {argument})")
+                if self.conversation.strategy.name != conversation.strategy.name:
+                    self.say(f"(strategy {self.conversation.strategy.name}, as it was saved)")
         elif name == "/usage":
             usage = self.client.policies.usage
             if usage is None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from ..errors import APIConnectionError, APIError, APIStatusError, APITimeoutError
 from ..policies import Policies
@@ -70,6 +70,8 @@ class Call:
     policy: the endpoint's, unless the call brings one. ``retries`` and
     ``history`` (attempt, status or error, delay) grow as it goes;
     ``key_label`` is the fingerprint of the key the last attempt used.
+    ``errors`` turns a 4xx/5xx into its typed error: ``error_from_response``,
+    or an API's own mapping with its hints (``responses_error``).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Call:
         model: Optional[str] = None,
         tokens: int = 0,
         retry: Optional[RetryPolicy] = None,
+        errors: Callable[[HTTPResponse, ErrorContext], APIStatusError] = error_from_response,
     ) -> None:
         retry = retry if retry is not None else endpoint.policies.retry
         assert retry is not None  # the client resolves the endpoint's policy
@@ -95,6 +98,7 @@ class Call:
         self.retries = 0
         self.history: List[Tuple[int, str, float]] = []
         self.key_label = ""
+        self.errors = errors
 
     def send(self) -> HTTPResponse:
         """Attempts until a 2xx response is read whole, or the policy gives up."""
@@ -183,7 +187,7 @@ class Call:
 
     def _error(self, response: HTTPResponse, pooled: Optional[PooledKey]) -> APIStatusError:
         settings = self.endpoint.settings
-        return error_from_response(
+        return self.errors(
             response,
             ErrorContext(
                 key=pooled.key if pooled is not None else settings.api_key,

@@ -19,6 +19,14 @@ One call, top to bottom (https://platform.openai.com/docs/api-reference/chat)::
                                     the pacer and the meter
       Route.answered()              marked degraded if it is, remembered in the cache
 
+The Responses API (https://platform.openai.com/docs/api-reference/responses)
+walks the same path with its own request, answer and decoder:
+``respond()`` / ``respond_stream()`` build with ``build_responses_request()``,
+map errors with ``responses_error()`` (its hints: no stored state, no
+``/responses`` at all), read with ``response_from_http()`` or a
+``ResponseStream``; the usage it reports (``input_tokens``,
+``output_tokens``) goes to the same meter and corrections as chat's.
+
 ``chat()`` and ``stream()`` walk the same path; a stream's response is
 handed over once its headers are in, and a stream that breaks off before
 any content reached the caller goes back through its attempt loop and its
@@ -35,27 +43,57 @@ import json
 import os
 import threading
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+from urllib.parse import quote
 
 from ..errors import APIError, ConfigError, InvalidRequestError, InvalidResponseError
 from ..policies import CircuitBreaker, Hooks, Policies
 from ..policies.fallback import FALL_THROUGH, Fallback, Route, Target, cache_key
-from ..protocol.completion import Completion
+from ..protocol.completion import Completion, Usage
 from ..protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint
 from ..protocol.request import build_chat_request, build_request
-from ..protocol.response import completion_from_response, parse_completion
+from ..protocol.response import (
+    ErrorContext,
+    completion_from_response,
+    error_from_response,
+    parse_completion,
+)
+from ..protocol.responses import (
+    Response,
+    ResponseUsage,
+    build_responses_request,
+    response_from_http,
+    responses_error,
+)
 from ..protocol.retry import RetryPolicy
 from ..protocol.settings import DEFAULT_TIMEOUT, PROFILES, Settings, TimeoutLike
 from ..protocol.tokens import Calibration, estimate_messages
 from .attempts import Call, Endpoint
 from .clock import Clock, Deadline
-from .stream import Stream
+from .stream import ResponseStream, Stream
 from .transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
 __all__ = ["Client"]
+
+#: An answer of either API: what accounting and routes handle alike.
+Answer = TypeVar("Answer", Completion, Response)
+#: How a failed response becomes a typed error.
+ErrorMapping = Callable[[HTTPResponse, ErrorContext], Any]
 
 
 class Client:
@@ -234,6 +272,110 @@ class Client:
             on_complete=opening.finished,
         )  # fmt: skip
 
+    def respond(
+        self,
+        input: Union[str, Sequence[Any]],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Response:
+        """``POST /responses``: send ``input`` (a string, or a list of input
+        items) and return the whole answer as a ``Response``.
+
+        ``params`` go into the body as given: ``instructions``, ``tools``,
+        ``max_output_tokens``, ``previous_response_id``, ``store``,
+        ``include``, ``text``, ``reasoning``... ``extra_headers`` and
+        ``retry`` are as in ``chat()``. Fallbacks apply; the response cache
+        does not (a stored response is the server's to keep).
+        """
+        if "stream" in params:
+            raise InvalidRequestError(
+                "respond() returns a whole answer; 'stream' is not one of its parameters",
+                hint="call client.respond_stream(...) for a streamed answer",
+            )
+        retry = _checked_retry(retry)
+        route = self._route(model or self.settings.model, _as_items(input), params, cache=False)
+        deadline = self.clock.deadline(self.deadline)
+
+        def ask(target: Target[Endpoint]) -> Response:
+            request = build_responses_request(
+                target.endpoint.settings, input, model=target.model,
+                extra_headers=extra_headers, **params,
+            )  # fmt: skip
+            call, estimate = self._call(
+                target, request, deadline, params, retry, errors=responses_error
+            )
+            response = response_from_http(call.send())
+            if call.retries:
+                response = replace(response, retries_taken=call.retries)
+            return self._account(call, estimate, response)
+
+        return route.answered(route.run(ask, _not_cached))  # type: ignore[arg-type,return-value]
+
+    def respond_stream(
+        self,
+        input: Union[str, Sequence[Any]],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        on_complete: Optional[Callable[[Response], None]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> ResponseStream:
+        """``POST /responses`` with ``stream: true``; returns a ``ResponseStream``.
+
+        As ``stream()`` for chat: the request goes out when the ``with``
+        block is entered, bad input is refused at once, and the stream is
+        tried again (then on the fallbacks) only while no content has
+        reached the caller. ``on_complete`` is called with the ``Response``
+        once the stream reached its terminal event.
+        """
+        retry = _checked_retry(retry)
+
+        def request_for(target: Target[Endpoint]) -> HTTPRequest:
+            return build_responses_request(
+                target.endpoint.settings, input, model=target.model, stream=True,
+                extra_headers=extra_headers, **params,
+            )  # fmt: skip
+
+        route = self._route(model or self.settings.model, _as_items(input), params, cache=False)
+        deadline = self.clock.deadline(self.deadline)
+        opening = _StreamOpening(
+            self, route, request_for, deadline, params, on_complete, retry, responses_error
+        )
+        return ResponseStream(
+            opening.open, clock=self.clock.monotonic, deadline=deadline.at,
+            on_complete=opening.finished,
+        )  # fmt: skip
+
+    def retrieve_response(self, response_id: str) -> Response:
+        """``GET /responses/{id}``: a stored response (made with ``store`` not false)."""
+        response = self._stored("GET", response_id)
+        return response_from_http(response)
+
+    def delete_response(self, response_id: str) -> Dict[str, Any]:
+        """``DELETE /responses/{id}``: forget a stored response; returns the
+        server's confirmation (``{"id", "object", "deleted": true}`` on OpenAI)."""
+        data = self._stored("DELETE", response_id).json()
+        if not isinstance(data, dict):
+            raise InvalidResponseError("DELETE /responses did not return an object", body=data)
+        return data
+
+    def _stored(self, method: str, response_id: str) -> HTTPResponse:
+        if not isinstance(response_id, str) or not response_id.strip():
+            raise InvalidRequestError(
+                f"a response id is a string such as 'resp_...', got {response_id!r}",
+                hint="pass the .id of a Response made with store left true",
+            )
+        request = build_request(self.settings, method, f"/responses/{quote(response_id, safe='')}")
+        deadline = self.clock.deadline(self.deadline)
+        call = Call(
+            self.endpoint, request, clock=self.clock, deadline=deadline, errors=responses_error
+        )
+        return call.send()
+
     def models(self) -> List[Dict[str, Any]]:
         """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""
         response = self.request("GET", "/models")
@@ -260,17 +402,24 @@ class Client:
 
     # -- around the attempt loop -------------------------------------------
 
-    def _route(self, model: str, messages: Sequence[Any], params: Mapping[str, Any]) -> Route:
-        """This endpoint, then each fallback (degraded), then the cache."""
+    def _route(
+        self,
+        model: str,
+        messages: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        cache: bool = True,
+    ) -> Route:
+        """This endpoint, then each fallback (degraded), then the cache (if ``cache``)."""
         targets = [Target(self.endpoint, model)]
         targets += [
             Target(endpoint, fallback_model or model, degraded=True)
             for endpoint, fallback_model in self._fallbacks
         ]
-        cache = self.policies.cache
-        key = cache_key(model, list(messages), params) if cache is not None else ""
+        kept = self.policies.cache if cache else None
+        key = cache_key(model, list(messages), params) if kept is not None else ""
         assert self.policies.hooks is not None
-        return Route(targets, hooks=self.policies.hooks, cache=cache, key=key)
+        return Route(targets, hooks=self.policies.hooks, cache=kept, key=key)
 
     def _call(
         self,
@@ -279,26 +428,37 @@ class Client:
         deadline: Deadline,
         params: Mapping[str, Any],
         retry: Optional[RetryPolicy] = None,
+        errors: ErrorMapping = error_from_response,
     ) -> Tuple[Call, int]:
         """The attempt loop for ``request``, once the usage budget allows it; and
         the prompt's raw token estimate, for the reported usage to correct.
-        ``retry``, when given, is the call's own policy."""
+        ``retry``, when given, is the call's own policy; ``errors`` maps a
+        failed response to its typed error."""
         body = request.json()
-        estimate = estimate_messages(body["messages"], tools=body.get("tools"), model=target.model)
+        estimate = estimate_messages(_prompt_of(body), tools=body.get("tools"), model=target.model)
         tokens = self.calibration.correct(target.model, estimate)
         usage = target.endpoint.policies.usage
         if usage is not None:
-            cap = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+            cap = (
+                params.get("max_completion_tokens")
+                or params.get("max_tokens")
+                or params.get("max_output_tokens")
+                or 0
+            )
             usage.check(target.model, tokens, int(cap))
         call = Call(
             target.endpoint, request, clock=self.clock, deadline=deadline, model=target.model,
-            tokens=tokens, retry=retry,
+            tokens=tokens, retry=retry, errors=errors,
         )  # fmt: skip
         return call, estimate
 
-    def _account(self, call: Call, estimate: int, completion: Completion) -> Completion:
-        """What the server reported it used corrects estimates, pacing and the meter."""
-        usage = completion.usage
+    def _account(self, call: Call, estimate: int, completion: Answer) -> Answer:
+        """What the server reported it used corrects estimates, pacing and the meter.
+
+        A Responses ``usage`` counts as chat's: input tokens are prompt
+        tokens, output tokens completion tokens, at the same prices.
+        """
+        usage = _chat_usage(completion.usage)
         if usage is None:
             return completion
         model = call.model or ""
@@ -329,11 +489,13 @@ class _StreamOpening:
         request_for: Callable[[Target[Endpoint]], HTTPRequest],
         deadline: Deadline,
         params: Mapping[str, Any],
-        on_complete: Optional[Callable[[Completion], None]],
+        on_complete: Optional[Callable[[Any], None]],
         retry: Optional[RetryPolicy] = None,
+        errors: ErrorMapping = error_from_response,
     ) -> None:
         self.client = client
         self.retry = retry
+        self.errors = errors
         self.route = route
         self.request_for = request_for
         self.deadline = deadline
@@ -361,11 +523,11 @@ class _StreamOpening:
     def _open_at(self, target: Target[Endpoint]) -> Any:
         request = self.primary if target is self.first else self.request_for(target)
         self.call, self.estimate = self.client._call(
-            target, request, self.deadline, self.params, self.retry
+            target, request, self.deadline, self.params, self.retry, self.errors
         )
         return self.call.open_stream()
 
-    def finished(self, completion: Completion) -> Completion:
+    def finished(self, completion: Answer) -> Answer:
         if self.call is not None:
             completion = self.client._account(self.call, self.estimate, completion)
         answer = self.route.answered(completion)
@@ -389,6 +551,56 @@ class _CachedSource:
 
     def close(self) -> None:
         pass
+
+
+def _not_cached(data: Dict[str, Any]) -> Response:
+    raise AssertionError("Responses calls keep no cache")  # pragma: no cover
+
+
+def _as_items(input: Union[str, Sequence[Any]]) -> List[Any]:
+    """``input`` as a list, for the route's cache key."""
+    return [input] if isinstance(input, str) else list(input)
+
+
+def _prompt_of(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The messages a request body sends, for the token estimate: chat's
+    ``messages``, or the Responses API's ``instructions`` and ``input``."""
+    if "messages" in body:
+        return list(body["messages"])
+    prompt = (
+        [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
+    )
+    given = body.get("input")
+    if isinstance(given, str):
+        return [*prompt, {"role": "user", "content": given}]
+    for item in given or ():
+        if "role" in item:
+            prompt.append({"role": item["role"], "content": _item_text(item.get("content"))})
+        else:  # a call, a tool output, a reasoning item: its text is what it costs
+            text = json.dumps(item, ensure_ascii=False)
+            prompt.append({"role": "user", "content": text})
+    return prompt
+
+
+def _item_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(
+        str(part.get("text", "")) for part in content or () if isinstance(part, Mapping)
+    )
+
+
+def _chat_usage(usage: Union[Usage, ResponseUsage, None]) -> Optional[Usage]:
+    """A Responses ``usage`` in chat's terms, for the meter and the corrections."""
+    if not isinstance(usage, ResponseUsage):
+        return usage
+    return Usage(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+    )
 
 
 def _settings(api_key: Optional[str], base_url: Optional[str], **options: Any) -> Settings:

@@ -1,21 +1,29 @@
-"""A streamed chat completion, driven over the network.
+"""Streamed answers, driven over the network: chat completions and Responses.
 
-``Stream`` is the handle ``Client.stream()`` returns. It pulls bytes from
-the transport and pushes them through the decoder, yields each text delta
-as soon as its bytes arrive, and releases the connection when the body
-ends, on ``break``, on error and on ``close()``. If the connection fails
-before any content reached the caller, it asks its opener for a fresh
-response (the client's attempt loop retries, then its fallbacks answer);
-after that it never does, since the caller has already shown part of an
-answer. The decoding itself is ``protocol/chat_stream.py``
-(https://platform.openai.com/docs/api-reference/chat-streaming).
+``Stream`` (``Client.stream()``) and ``ResponseStream``
+(``Client.respond_stream()``) are the handles a caller reads. Both pull
+bytes from the transport and push them through their protocol's decoder,
+yield what each read completes as soon as its bytes arrive, and release the
+connection when the body ends, on ``break``, on error and on ``close()``.
+If the connection fails before any content reached the caller, the handle
+asks its opener for a fresh response (the client's attempt loop retries,
+then its fallbacks answer); after that it never does, since the caller has
+already shown part of an answer. That much is the same for both APIs and
+lives in ``EventStream``; what differs is the decoder:
+
+* chat: ``protocol/chat_stream.py``
+  (https://platform.openai.com/docs/api-reference/chat-streaming), chunks
+  until ``data: [DONE]``;
+* Responses: ``protocol/response_events.py``
+  (https://platform.openai.com/docs/api-reference/responses-streaming),
+  named events until ``response.completed`` or ``response.incomplete``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import (
@@ -29,8 +37,10 @@ from ..protocol.chat_stream import ChatStreamDecoder
 from ..protocol.chunks import Chunk
 from ..protocol.completion import Completion
 from ..protocol.http import describe_body, request_id_of
+from ..protocol.response_events import TERMINAL, ResponseEvent, ResponseStreamDecoder
+from ..protocol.responses import Response
 
-__all__ = ["Stream"]
+__all__ = ["EventStream", "ResponseStream", "Stream"]
 
 
 # What the client passes in to (re)open the response: given the error that
@@ -39,17 +49,19 @@ __all__ = ["Stream"]
 # raises.
 Opener = Callable[[Optional[APIError]], Any]
 
+#: What the stream yields (a chunk, an event) and what it adds up to.
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 
-class Stream:
-    """A streamed answer: iterate it for ``Chunk`` values, or ``text()``.
 
-    Use it as a context manager so the connection is released even when
-    you stop reading early::
+class EventStream(Generic[Item, Answer]):
+    """What a streamed answer does whatever its protocol: opening, retrying
+    before content, the deadline, stalls, closing.
 
-        with client.stream(messages, model="gpt-4o-mini") as stream:
-            for text in stream.text():
-                print(text, end="", flush=True)
-        stream.completion  # the assembled Completion, usage included
+    A subclass says how its protocol decodes (``_decoder_class``), what a
+    whole JSON answer is (``_whole``), which items are content
+    (``_is_content``), when the answer is final (``_ended``) and what it is
+    so far (``_partial``).
     """
 
     def __init__(
@@ -58,16 +70,16 @@ class Stream:
         *,
         clock: Callable[[], float],
         deadline: Optional[float] = None,
-        on_complete: Optional[Callable[[Completion], Any]] = None,
+        on_complete: Optional[Callable[[Answer], Any]] = None,
     ) -> None:
         self._opener = opener
         self._clock = clock
         self._deadline = deadline  # absolute, on the clock above
         self._on_complete = on_complete
         self._source: Any = None
-        self._decoder = ChatStreamDecoder()
-        self._iterator: Optional[Iterator[Chunk]] = None
-        self._completion: Optional[Completion] = None
+        self._decoder: Any = self._decoder_class()
+        self._iterator: Optional[Iterator[Item]] = None
+        self._answer: Optional[Answer] = None
         self._content_delivered = False
         self._closed = False
         self.retries_taken = 0
@@ -75,40 +87,55 @@ class Stream:
         #: Seconds from the request to the first content delta, once known.
         self.time_to_first_delta: Optional[float] = None
 
+    # -- what each protocol says ------------------------------------------
+
+    _decoder_class: Callable[[], Any]
+
+    def _whole(self, data: Any) -> Iterable[Item]:
+        """The items of a whole JSON answer (a server that ignored ``stream``)."""
+        raise NotImplementedError
+
+    def _is_content(self, item: Item) -> bool:
+        """Whether ``item`` shows the caller part of the answer."""
+        raise NotImplementedError
+
+    def _ended(self) -> bool:
+        """Whether the answer is final, so reading may stop."""
+        raise NotImplementedError
+
+    def _partial(self) -> Answer:
+        """The answer so far."""
+        raise NotImplementedError
+
+    def _characters(self) -> int:
+        """Characters of the answer's text so far, for the stall message."""
+        raise NotImplementedError
+
     # -- the context manager and iteration ------------------------------
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Any:
         self._ensure_open()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def __iter__(self) -> Iterator[Item]:
         if self._iterator is None:
-            self._iterator = self._chunks()
+            self._iterator = self._items()
         return self._iterator
 
-    def text(self) -> Iterator[str]:
-        """The first choice's text deltas, each as soon as its bytes arrive."""
-        for chunk in self:
-            for choice in chunk.choices:
-                if choice.index == 0 and choice.content:
-                    yield choice.content
-
-    @property
-    def completion(self) -> Completion:
+    def _final(self) -> Answer:
         """The assembled answer; reads the rest of the stream if needed."""
-        if self._completion is None:
+        if self._answer is None:
             if self._closed:
                 raise IncompleteStreamError(
-                    "the stream was closed before it finished",
-                    partial=self._decoder.accumulator.completion(),
+                    "the stream was closed before it finished", partial=self._partial()
                 )
             for _ in self:
                 pass
-        assert self._completion is not None
-        return self._completion
+        assert self._answer is not None
+        return self._answer
 
     def close(self) -> None:
         """Stop reading and release the connection. Safe to call twice."""
@@ -124,7 +151,7 @@ class Stream:
         if self._source is not None and failure is None:
             return
         self._source, self.retries_taken = self._opener(failure)
-        self._decoder = ChatStreamDecoder()
+        self._decoder = self._decoder_class()
         media = self._source.headers.get("content-type", "").split(";")[0].strip().lower()
         if media == "text/html":
             body = self._source.read()
@@ -137,38 +164,38 @@ class Stream:
             )
         self._whole_json = media == "application/json"
 
-    def _chunks(self) -> Iterator[Chunk]:
+    def _items(self) -> Iterator[Item]:
         self._ensure_open()
         try:
             while True:
                 try:
                     yield from self._read_source()
-                    completion = self._decoder.close()
+                    answer = self._decoder.close()
                     break
                 except (APIConnectionError, IncompleteStreamError) as exc:
                     # Before any content reached the caller, a cut stream is
                     # as good as a failed connection: safe to try again.
                     if self._content_delivered or isinstance(exc, _DeadlinePassed):
-                        exc.partial = self._decoder.accumulator.completion()  # type: ignore[attr-defined]
+                        exc.partial = self._partial()  # type: ignore[attr-defined]
                         raise
                     self._source.close()
                     self._ensure_open(failure=exc)  # retries, or raises exc
         finally:
             self._source.close()
-        self._completion = replace(
-            completion,
+        self._answer = replace(
+            answer,
             request_id=request_id_of(self._source.headers),
             headers=self._source.headers,
             retries_taken=self.retries_taken,
             elapsed=self._clock() - self.started,
         )
         if self._on_complete is not None:
-            # The callback may hand back an amended completion (e.g. marked degraded).
-            amended = self._on_complete(self._completion)
-            if isinstance(amended, Completion):
-                self._completion = amended
+            # The callback may hand back an amended answer (e.g. marked degraded).
+            amended = self._on_complete(self._answer)  # type: ignore[arg-type]
+            if isinstance(amended, type(self._answer)):
+                self._answer = amended
 
-    def _read_source(self) -> Iterator[Chunk]:
+    def _read_source(self) -> Iterator[Item]:
         decoder = self._decoder
         if self._whole_json:
             try:
@@ -178,18 +205,19 @@ class Stream:
                     "the server answered the stream request with malformed JSON",
                     status_code=self._source.status_code,
                 ) from exc
-            yield self._delivered(decoder.feed_completion(data))
+            for item in self._whole(data):
+                yield self._delivered(item)
             return
         deadline, clock = self._deadline, self._clock
         for data in self._reads():
             if deadline is not None and clock() > deadline:
                 raise _DeadlinePassed("the stream passed the call's deadline")
-            for chunk in decoder.iter_feed(data):
+            for item in decoder.iter_feed(data):
                 # Once content has been handed over there is nothing left to note.
-                yield chunk if self._content_delivered else self._delivered(chunk)
-            if decoder.done:
-                # [DONE]: the answer is final. Servers that hold the connection
-                # open after it would otherwise turn it into a read timeout.
+                yield item if self._content_delivered else self._delivered(item)
+            if self._ended():
+                # The answer is final. Servers that hold the connection open
+                # after it would otherwise turn it into a read timeout.
                 return
 
     def _reads(self) -> Iterator[bytes]:
@@ -205,24 +233,136 @@ class Stream:
             raise self._stalled(self._clock() - asked) from exc
 
     def _stalled(self, seconds: float) -> APITimeoutError:
-        characters = len(self._decoder.accumulator.completion().content or "")
         host = urlsplit(self._source.url).netloc.rpartition("@")[2]  # no credentials
         return APITimeoutError(
             f"the stream from {host} stalled: nothing for {round(seconds, 1):g} s after "
-            f"{self._decoder.events} events ({characters} characters "
+            f"{self._decoder.events} events ({self._characters()} characters "
             "of the answer)",
             hint="the server stopped mid-answer (the read timeout ran out): it may be "
             "overloaded, or a proxy between you and it buffers the stream; the text "
             "so far is on the error's .partial",
         )
 
-    def _delivered(self, chunk: Chunk) -> Chunk:
-        if not self._content_delivered:
+    def _delivered(self, item: Item) -> Item:
+        if not self._content_delivered and self._is_content(item):
+            self._content_delivered = True
+            self.time_to_first_delta = self._clock() - self.started
+        return item
+
+
+class Stream(EventStream[Chunk, Completion]):
+    """A streamed chat completion: iterate it for ``Chunk`` values, or ``text()``.
+
+    Use it as a context manager so the connection is released even when
+    you stop reading early::
+
+        with client.stream(messages, model="gpt-4o-mini") as stream:
+            for text in stream.text():
+                print(text, end="", flush=True)
+        stream.completion  # the assembled Completion, usage included
+    """
+
+    _decoder_class = ChatStreamDecoder
+
+    def __enter__(self) -> Stream:
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def text(self) -> Iterator[str]:
+        """The first choice's text deltas, each as soon as its bytes arrive."""
+        for chunk in self:
             for choice in chunk.choices:
-                if choice.content or choice.tool_calls or choice.reasoning or choice.refusal:
-                    self._content_delivered = True
-                    self.time_to_first_delta = self._clock() - self.started
-        return chunk
+                if choice.index == 0 and choice.content:
+                    yield choice.content
+
+    @property
+    def completion(self) -> Completion:
+        """The assembled answer; reads the rest of the stream if needed."""
+        return self._final()
+
+    def _whole(self, data: Any) -> Iterable[Chunk]:
+        return [self._decoder.feed_completion(data)]
+
+    def _is_content(self, chunk: Chunk) -> bool:
+        return any(
+            choice.content or choice.tool_calls or choice.reasoning or choice.refusal
+            for choice in chunk.choices
+        )
+
+    def _ended(self) -> bool:
+        return bool(self._decoder.done)
+
+    def _partial(self) -> Completion:
+        return self._decoder.accumulator.completion()  # type: ignore[no-any-return]
+
+    def _characters(self) -> int:
+        return len(self._partial().content or "")
+
+
+class ResponseStream(EventStream[ResponseEvent, Response]):
+    """A streamed Responses answer: iterate it (or ``events()``) for every
+    named ``ResponseEvent``, or ``text()`` for the answer's text::
+
+        with client.respond_stream("hi", model="gpt-4o-mini") as stream:
+            for text in stream.text():
+                print(text, end="", flush=True)
+        stream.response  # the assembled Response, usage included
+
+    A body that ends before ``response.completed`` or
+    ``response.incomplete`` raises ``IncompleteStreamError`` (``.partial``
+    is the ``Response`` so far); ``response.failed`` and an ``error`` event
+    raise ``StreamError``. ``gaps`` lists the ``sequence_number`` values
+    that never arrived.
+    """
+
+    _decoder_class = ResponseStreamDecoder
+
+    def __enter__(self) -> ResponseStream:
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def events(self) -> Iterator[ResponseEvent]:
+        """Every event, decoded, as soon as its bytes arrive."""
+        return iter(self)
+
+    def text(self) -> Iterator[str]:
+        """The ``output_text`` deltas, each as soon as its bytes arrive."""
+        for event in self:
+            if event.text:
+                yield event.text
+
+    @property
+    def response(self) -> Response:
+        """The assembled ``Response``; reads the rest of the stream if needed."""
+        return self._final()
+
+    @property
+    def gaps(self) -> tuple:
+        """The ``sequence_number`` values missed so far."""
+        return self._decoder.gaps  # type: ignore[no-any-return]
+
+    def _whole(self, data: Any) -> Iterable[ResponseEvent]:
+        # Shown as the events a stream would have ended with, so text()
+        # still yields the answer's text.
+        response = self._decoder.feed_response(data)
+        events = []
+        if response.output_text:
+            delta = {"type": "response.output_text.delta", "delta": response.output_text}
+            events.append(ResponseEvent(delta["type"], None, delta))
+        terminal = TERMINAL[1] if response.status == "incomplete" else TERMINAL[0]
+        events.append(ResponseEvent(terminal, None, {"type": terminal, "response": data}))
+        return events
+
+    def _is_content(self, event: ResponseEvent) -> bool:
+        # Deltas of text, arguments, reasoning, refusals; or a whole item.
+        return event.type.endswith(".delta") or event.type == "response.output_item.done"
+
+    def _ended(self) -> bool:
+        return bool(self._decoder.finished)
+
+    def _partial(self) -> Response:
+        return self._decoder.response()  # type: ignore[no-any-return]
+
+    def _characters(self) -> int:
+        return len(self._partial().output_text)
 
 
 class _DeadlinePassed(APITimeoutError):

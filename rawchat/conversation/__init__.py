@@ -10,13 +10,21 @@ See https://platform.openai.com/docs/guides/conversation-state.
 
 from __future__ import annotations
 
-from ..protocol.trimming import DropOldest, KeepFirstAndRecent, Strategy, Summarize, TrimReport
+from ..protocol.trimming import (
+    DropOldest,
+    KeepFirstAndRecent,
+    Relevant,
+    Strategy,
+    Summarize,
+    TrimReport,
+)
 from .conversation import Conversation
 
 __all__ = [
     "Conversation",
     "DropOldest",
     "KeepFirstAndRecent",
+    "Relevant",
     "Strategy",
     "Summarize",
     "TrimReport",

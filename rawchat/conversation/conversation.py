@@ -13,6 +13,27 @@ sends the whole conversation every time. ``Conversation`` keeps it, and
 * keeps named threads (topics), and saves to JSON atomically;
 * takes one turn at a time, also when shared between threads.
 
+It speaks either API. With ``api="chat"`` (the default) each turn is a
+Chat Completions call. With ``api="responses"``
+(https://platform.openai.com/docs/guides/conversation-state) each turn is
+``POST /responses``, in one of two ways:
+
+* ``store=False`` (the default), stateless: the trimmed history goes as
+  input items (messages, ``function_call`` and ``function_call_output``
+  items; reasoning items with their ``encrypted_content`` when the call
+  asked for ``include=["reasoning.encrypted_content"]``), the system prompt
+  as ``instructions``, and ``store: false``, so the server keeps nothing;
+* ``store=True``, server-side: each turn sends only what is new, with
+  ``previous_response_id`` naming the last answer. The server replays the
+  whole chain, and bills all of it as input tokens every turn: no trimming
+  happens there (``context_window`` and the strategy do not apply), and
+  ``instructions`` are not carried over from earlier responses, so the
+  system prompt is sent again each turn.
+
+The history is kept in chat's shape either way (an assistant message of a
+Responses conversation also keeps its output items, under
+``response_output``), so trimming, summaries and saved files are the same.
+
 This module is the shell around that pure plan: it holds the history and
 each thread's ``TrimState``, calls the client, and writes files.
 """
@@ -34,11 +55,13 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
+    Union,
 )
 
 from ..errors import InvalidRequestError
 from ..protocol.completion import Completion
 from ..protocol.request import validate_messages
+from ..protocol.responses import Response
 from ..protocol.tokens import counter_for, message_tokens
 from ..protocol.trimming import (
     STRATEGIES,
@@ -55,11 +78,13 @@ from ..storage import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client.client import Client
-    from ..client.stream import Stream
+    from ..client.stream import ResponseStream, Stream
 
-__all__ = ["Conversation", "TurnStream"]
+__all__ = ["APIS", "Conversation", "TurnStream"]
 
 FORMAT = "rawchat.conversation/1"
+#: The APIs a conversation can take its turns on.
+APIS = ("chat", "responses")
 
 
 @dataclass
@@ -70,6 +95,10 @@ class _Thread:
     tokens: List[int] = field(default_factory=list)
     pinned: List[bool] = field(default_factory=list)
     trim: TrimState = field(default_factory=TrimState)
+    #: With the Responses API and ``store``: the last answer's id, and how
+    #: many of ``messages`` the server's chain holds up to it.
+    response_id: Optional[str] = None
+    chained: int = 0
 
 
 class Conversation:
@@ -89,6 +118,12 @@ class Conversation:
     is closed, another turn (``ask()``, ``stream()``), ``add()`` or
     ``reset()`` is refused with ``InvalidRequestError`` (waiting instead
     would hang a caller that asks again from inside its own ``with`` block).
+
+    ``api`` is ``"chat"`` or ``"responses"``; ``store`` (Responses only)
+    chains turns on the server with ``previous_response_id`` instead of
+    resending the history (see the module docstring for what that costs).
+    With the Responses API, ``ask()`` returns a ``Response`` and
+    ``stream()`` reads as a ``ResponseStream``.
     """
 
     def __init__(
@@ -100,7 +135,21 @@ class Conversation:
         *,
         model: Optional[str] = None,
         counter: Optional[Callable[[str], int]] = None,
+        api: str = "chat",
+        store: bool = False,
     ) -> None:
+        if api not in APIS:
+            raise InvalidRequestError(
+                f"api must be one of {', '.join(APIS)}, got {api!r}",
+                hint='Conversation(api="responses") takes turns on POST /responses',
+            )
+        if store and api != "responses":
+            raise InvalidRequestError(
+                "store=True keeps the conversation on the server: only the Responses API does",
+                hint='Conversation(api="responses", store=True)',
+            )
+        self.api = api
+        self.store = bool(store)
         self.system = system
         self.counter = counter
         self.context_window = context_window
@@ -123,6 +172,11 @@ class Conversation:
         """The whole conversation of the current thread, as wire message dicts."""
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + [dict(m) for m in self._current.messages]
+
+    @property
+    def last_response_id(self) -> Optional[str]:
+        """With ``store=True``: the id the next turn continues from (``None`` to start)."""
+        return self._current.response_id
 
     @property
     def threads(self) -> List[str]:
@@ -179,9 +233,12 @@ class Conversation:
         with self._lock:
             self._refuse_while_streaming("ask")
             messages, commit = self._prepare(client, model, new, params)
-            completion = client.chat(messages, model=model, **params)
-            commit(completion)
-        return completion
+            if self.api == "responses":
+                answer: Any = client.respond(messages, model=model, **self._sent_with(params))
+            else:
+                answer = client.chat(messages, model=model, **params)
+            commit(answer)
+        return answer  # type: ignore[no-any-return]
 
     def stream(
         self,
@@ -202,9 +259,26 @@ class Conversation:
         with self._lock:
             self._refuse_while_streaming("start another turn")
             messages, commit = self._prepare(client, model, new, params)
-            stream = client.stream(messages, model=model, on_complete=commit, **params)
+            stream: Any
+            if self.api == "responses":
+                stream = client.respond_stream(
+                    messages, model=model, on_complete=commit, **self._sent_with(params)
+                )
+            else:
+                stream = client.stream(messages, model=model, on_complete=commit, **params)
             token = self._open_stream = object()
         return TurnStream(stream, lambda: self._stream_ended(token))
+
+    def _sent_with(self, params: Mapping[str, Any]) -> Dict[str, Any]:
+        """The Responses parameters a turn adds: the system prompt, the
+        storage choice, and the chain's last link."""
+        sent = dict(params)
+        if self.system:
+            sent.setdefault("instructions", self.system)
+        sent["store"] = self.store
+        if self.store and self._current.response_id:
+            sent["previous_response_id"] = self._current.response_id
+        return sent
 
     def _stream_ended(self, token: object) -> None:
         # No lock: only this token's end clears it, and only once.
@@ -235,8 +309,9 @@ class Conversation:
 
     def _prepare(
         self, client: Client, model: str, new: List[Dict[str, Any]], params: Mapping[str, Any]
-    ) -> Tuple[List[Dict[str, Any]], Callable[[Completion], None]]:
-        """The messages to send now, and the function that commits the turn.
+    ) -> Tuple[List[Dict[str, Any]], Callable[[Any], None]]:
+        """The messages (or Responses input items) to send now, and the
+        function that commits the turn.
 
         Nothing is changed here: the history, the thread's trimming state and
         ``last_trim`` change only when ``commit`` is called with the answer.
@@ -247,7 +322,12 @@ class Conversation:
         messages = thread.messages + new
         tokens = thread.tokens + [message_tokens(m, count) for m in new]
         pinned = thread.pinned + [False] * len(new)
-        reserve = self.reserve or params.get("max_completion_tokens") or params.get("max_tokens")
+        reserve = (
+            self.reserve
+            or params.get("max_completion_tokens")
+            or params.get("max_tokens")
+            or params.get("max_output_tokens")
+        )
         plan = plan_trim(
             messages,
             tokens,
@@ -258,12 +338,24 @@ class Conversation:
             strategy=self.strategy,
             count=count,
         )
-        if plan.to_summarize:
+        chained = self.store and thread.response_id is not None
+        if plan.to_summarize and not chained:
             plan = plan.with_summary(self._summarize(client, model, plan), count)
         sent = plan.messages
+        if self.api == "responses":
+            if chained:  # the server holds the rest of the chain
+                sent = _input_items(messages[thread.chained :], messages)
+            else:
+                skip = 1 if self.system else 0  # the system prompt goes as instructions
+                sent = _input_items(sent[skip:], messages)
 
-        def commit(completion: Completion) -> None:
-            reply = completion.message.to_dict()
+        def commit(answer: Any) -> None:
+            if isinstance(answer, Response):
+                reply = _reply_message(answer)
+                thread.response_id = answer.id if self.store else None
+                thread.chained = len(messages) + 1
+            else:
+                reply = answer.message.to_dict()
             thread.messages = [*messages, reply]
             thread.tokens = [*tokens, message_tokens(reply, count)]
             thread.pinned = [*pinned, False]
@@ -273,9 +365,15 @@ class Conversation:
 
         return sent, commit
 
-    @staticmethod
-    def _summarize(client: Client, model: str, plan: TrimPlan) -> str:
+    def _summarize(self, client: Client, model: str, plan: TrimPlan) -> str:
         """The model's summary of the dropped turns the plan folds."""
+        if self.api == "responses":
+            request = plan.summary_request()
+            response = client.respond(
+                request[1:], model=model, instructions=request[0]["content"],
+                max_output_tokens=plan.summary_tokens, store=False,
+            )  # fmt: skip
+            return response.output_text.strip()
         done = client.chat(plan.summary_request(), model=model, max_tokens=plan.summary_tokens)
         return done.content.strip()
 
@@ -286,7 +384,7 @@ class Conversation:
             return self._as_dict()
 
     def _as_dict(self) -> Dict[str, Any]:
-        return {
+        saved = {
             "format": FORMAT,
             "system": self.system,
             "model": self.model,
@@ -294,17 +392,23 @@ class Conversation:
             "reserve": self.reserve,
             "strategy": self.strategy.name,
             "thread": self.thread,
-            "threads": {
-                name: {
-                    "messages": t.messages,
-                    "pinned": [i for i, p in enumerate(t.pinned) if p],
-                    "start": t.trim.start,
-                    "summary": t.trim.summary,
-                    "summary_upto": t.trim.summary_upto,
-                }
-                for name, t in self._threads.items()
-            },
+            "threads": {name: self._thread_dict(t) for name, t in self._threads.items()},
         }
+        if self.api != "chat":  # a chat conversation's file is as it always was
+            saved.update(api=self.api, store=self.store, last_response_id=self.last_response_id)
+        return saved
+
+    def _thread_dict(self, thread: _Thread) -> Dict[str, Any]:
+        saved = {
+            "messages": thread.messages,
+            "pinned": [i for i, p in enumerate(thread.pinned) if p],
+            "start": thread.trim.start,
+            "summary": thread.trim.summary,
+            "summary_upto": thread.trim.summary_upto,
+        }
+        if self.api != "chat":
+            saved.update(last_response_id=thread.response_id, chained=thread.chained)
+        return saved
 
     def save(self, path: str) -> None:
         """Write the conversation as JSON, atomically (a crash leaves the old file)."""
@@ -338,6 +442,8 @@ class Conversation:
             data.get("reserve"),
             chosen,
             model=data.get("model"),
+            api=data.get("api", "chat"),
+            store=bool(data.get("store", False)),
         )
         conversation._threads = {}
         count = counter_for(data.get("model") or "")
@@ -353,6 +459,8 @@ class Conversation:
                     summary=saved.get("summary"),
                     summary_upto=int(saved.get("summary_upto", 0)),
                 ),
+                response_id=saved.get("last_response_id"),
+                chained=int(saved.get("chained", 0)),
             )
         conversation.thread = data.get("thread", "main")
         conversation._threads.setdefault(conversation.thread, _Thread())
@@ -360,16 +468,17 @@ class Conversation:
 
 
 class TurnStream:
-    """The ``Stream`` of one conversation turn, as ``Conversation.stream()`` returns it.
+    """The stream of one conversation turn, as ``Conversation.stream()`` returns it.
 
-    It reads as the client's ``Stream`` (``rawchat.client.stream``) does:
-    ``with``, iteration, ``text()``, ``completion``, ``close()``, and the
-    stream's other attributes pass through to ``stream``. It also tells its
+    It reads as the client's ``Stream`` or ``ResponseStream``
+    (``rawchat.client.stream``) does: ``with``, iteration, ``text()``,
+    ``completion`` (chat) or ``response`` and ``events()`` (Responses),
+    ``close()``, and the stream's other attributes pass through to ``stream``. It also tells its
     conversation when the turn is over, so the next one may start: when the
     stream completes, fails, or is closed (or dropped unread).
     """
 
-    def __init__(self, stream: Stream, ended: Callable[[], None]) -> None:
+    def __init__(self, stream: Union[Stream, ResponseStream], ended: Callable[[], None]) -> None:
         self.stream = stream
         # Called once, by whichever comes first: an end seen here, or the
         # garbage collector taking a stream nobody read or closed.
@@ -398,11 +507,23 @@ class TurnStream:
         """The first choice's text deltas, each as soon as its bytes arrive."""
         return self._watched(self.stream.text())
 
+    def events(self) -> Iterator[Any]:
+        """Every named event of a Responses stream, as soon as its bytes arrive."""
+        return self._watched(self.stream.events())  # type: ignore[union-attr]
+
     @property
     def completion(self) -> Completion:
         """The assembled answer; reads the rest of the stream if needed."""
         try:
-            return self.stream.completion
+            return self.stream.completion  # type: ignore[union-attr]
+        finally:
+            self._ended()
+
+    @property
+    def response(self) -> Response:
+        """The assembled ``Response`` of a Responses turn; reads the rest if needed."""
+        try:
+            return self.stream.response  # type: ignore[union-attr]
         finally:
             self._ended()
 
@@ -427,3 +548,109 @@ class TurnStream:
             self._ended()
             raise
         self._ended()
+
+
+# -- the history as Responses input ----------------------------------------------
+
+
+def _input_items(
+    messages: List[Dict[str, Any]], history: List[Dict[str, Any]]
+) -> List[Dict[str, Any]]:
+    """Chat-shaped ``messages`` as Responses input items.
+
+    An assistant answer that came from the Responses API goes back as the
+    output items it came as (reasoning items only with their
+    ``encrypted_content``: without it a server that stored nothing cannot
+    read them); a tool result answers its call by ``call_id``, as a custom
+    tool's output if ``history`` shows the call was one.
+    """
+    custom = {
+        item.get("call_id")
+        for message in history
+        for item in message.get("response_output") or ()
+        if item.get("type") == "custom_tool_call"
+    }
+    items: List[Dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            kind = "custom_tool_call_output" if call_id in custom else "function_call_output"
+            output = message.get("content")
+            items.append({"type": kind, "call_id": call_id, "output": _text_of(output)})
+        elif role == "assistant" and "response_output" in message:
+            items.extend(_replayed(item) for item in message["response_output"] if _replays(item))
+        elif role == "assistant":
+            if message.get("content"):
+                items.append({"role": "assistant", "content": _text_of(message["content"])})
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call.get("id"),
+                        "name": function.get("name"),
+                        "arguments": function.get("arguments", ""),
+                    }
+                )
+        else:
+            items.append({"role": role, "content": _parts_of(message.get("content"))})
+    return items
+
+
+def _replays(item: Mapping[str, Any]) -> bool:
+    return item.get("type") != "reasoning" or bool(item.get("encrypted_content"))
+
+
+def _replayed(item: Mapping[str, Any]) -> Dict[str, Any]:
+    """An output item as input: a message or call without its id, which a
+    server that stored nothing would look up and not find."""
+    if item.get("type") == "reasoning":
+        return dict(item)
+    return {key: value for key, value in item.items() if key not in ("id", "status")}
+
+
+def _parts_of(content: Any) -> Any:
+    """Chat content parts under their Responses names."""
+    if not isinstance(content, list):
+        return content
+    parts = []
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") == "text":
+            parts.append({"type": "input_text", "text": part.get("text", "")})
+        elif isinstance(part, Mapping) and part.get("type") == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            parts.append({"type": "input_image", "image_url": url})
+        else:
+            parts.append(part)
+    return parts
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _reply_message(response: Response) -> Dict[str, Any]:
+    """A Responses answer as the chat assistant message the history keeps."""
+    calls = [
+        {
+            "id": call.call_id,
+            "type": "function",
+            "function": {
+                "name": call.name,
+                "arguments": getattr(call, "arguments", None) or getattr(call, "input", ""),
+            },
+        }
+        for call in response.tool_calls
+    ]
+    text = response.output_text or response.refusal
+    reply: Dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        reply["tool_calls"] = calls
+    reply["response_output"] = [dict(item) for item in response.output]
+    return reply

@@ -41,7 +41,9 @@ __all__ = [
     "Done",
     "ToolCallDelta",
     "chunk_from_object",
+    "excerpt",
     "interpret",
+    "stream_error",
 ]
 
 
@@ -93,7 +95,7 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     """
     data = event.data
     if event.event == "error":
-        raise _stream_error(_loads_or_text(data), data)
+        raise stream_error(_loads_or_text(data), data)
     stripped = data.strip()
     if event.event != "message" or not stripped:
         return None
@@ -103,7 +105,7 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
         obj = json.loads(data)
     except ValueError:
         raise StreamError(
-            f"malformed chunk, not JSON: {_excerpt(data)}",
+            f"malformed chunk, not JSON: {excerpt(data)}",
             hint="the server or a proxy corrupted the stream; `rawchat replay` "
             "shows a saved capture event by event",
             body=data,
@@ -112,12 +114,12 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
         # json.loads recurses once per level of nesting: a hostile "[[[[..."
         # runs out of stack long before it runs out of input.
         raise StreamError(
-            f"malformed chunk, nested too deeply to parse: {_excerpt(data)}", body=data
+            f"malformed chunk, nested too deeply to parse: {excerpt(data)}", body=data
         ) from None
     if not isinstance(obj, dict):
-        raise StreamError(f"malformed chunk, not a JSON object: {_excerpt(data)}", body=data)
+        raise StreamError(f"malformed chunk, not a JSON object: {excerpt(data)}", body=data)
     if "error" in obj and not obj.get("choices"):
-        raise _stream_error(obj, data)
+        raise stream_error(obj, data)
     return chunk_from_object(obj)
 
 
@@ -163,7 +165,8 @@ def _loads_or_text(data: str) -> Any:
         return data
 
 
-def _stream_error(body: Any, data: str) -> StreamError:
+def stream_error(body: Any, data: str) -> StreamError:
+    """The ``StreamError`` for an error object (or text) the server sent mid-stream."""
     message, _type, code, _param = error_details(body)
     return StreamError(
         f"the server sent an error inside the stream: {message}",
@@ -174,5 +177,6 @@ def _stream_error(body: Any, data: str) -> StreamError:
     )
 
 
-def _excerpt(text: str, limit: int = 120) -> str:
+def excerpt(text: str, limit: int = 120) -> str:
+    """The start of ``text`` for an error message, quoted."""
     return repr(text[:limit]) + ("..." if len(text) > limit else "")

@@ -32,6 +32,8 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "int_or",
+    "label",
     "read_choice",
     "read_envelope",
     "read_tool_calls",
@@ -95,7 +97,7 @@ _MAX_TOKENS = 10**9
 
 def _token_count(value: Any) -> int:
     """A token count that can be true (an integer from 0 to ``_MAX_TOKENS``), else 0."""
-    count = _int_or(value, 0)
+    count = int_or(value, 0)
     return count if 0 <= count <= _MAX_TOKENS else 0
 
 
@@ -259,8 +261,8 @@ def read_choice(
     # Where a field sits, as error messages name it; formatted only on error.
     inside = "choices[{0}].{1}.{2}"
     return ChoiceDelta(
-        index=_int_or(choice.get("index"), position),
-        role=_label(fields.get("role")),
+        index=int_or(choice.get("index"), position),
+        role=label(fields.get("role")),
         content=_text(fields.get("content"), error, inside, position, key, "content"),
         reasoning=_text(
             fields.get("reasoning_content") or fields.get("reasoning"),
@@ -296,10 +298,10 @@ def read_tool_calls(calls: Any, error: Malformed) -> Tuple[ToolCallDelta, ...]:
         result.append(
             ToolCallDelta(
                 # Some servers omit the index when they send whole calls.
-                index=_int_or(call.get("index"), position),
-                id=_label(call.get("id")),
-                type=_label(call.get("type")),
-                name=_label(function.get("name")),
+                index=int_or(call.get("index"), position),
+                id=label(call.get("id")),
+                type=label(call.get("type")),
+                name=label(function.get("name")),
                 arguments=arguments or "",
             )
         )
@@ -334,18 +336,18 @@ def read_envelope(obj: Mapping[str, Any]) -> Dict[str, Any]:
     created = obj.get("created")
     fingerprint = obj.get("system_fingerprint")
     return {
-        "id": _label(obj.get("id")) or "",
-        "model": _label(obj.get("model")) or "",
-        "created": _int_or(created, 0),
-        "system_fingerprint": _label(fingerprint),
+        "id": label(obj.get("id")) or "",
+        "model": label(obj.get("model")) or "",
+        "created": int_or(created, 0),
+        "system_fingerprint": label(fingerprint),
     }
 
 
-def _label(value: Any) -> Optional[str]:
+def label(value: Any) -> Optional[str]:
     """An identifier-like field; anything but a non-empty string counts as absent."""
     return value if isinstance(value, str) and value else None
 
 
-def _int_or(value: Any, default: int) -> int:
+def int_or(value: Any, default: int) -> int:
     """An integer field (JSON has no other kind; ``true`` is not one), else ``default``."""
     return value if isinstance(value, int) and not isinstance(value, bool) else default

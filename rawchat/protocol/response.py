@@ -39,6 +39,7 @@ __all__ = [
     "completion_from_response",
     "error_details",
     "error_from_response",
+    "html_title",
     "parse_completion",
     "parse_tool_calls",
 ]
@@ -48,7 +49,7 @@ def completion_from_response(response: HTTPResponse) -> Completion:
     """A successful (2xx) response to ``POST /chat/completions``."""
     if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
         raise InvalidResponseError(
-            f"expected a chat completion, got an HTML page{_html_title(response.body)}",
+            f"expected a chat completion, got an HTML page{html_title(response.body)}",
             status_code=response.status_code,
             body=response.text(),
             hint="something other than the API answered (a proxy, a login page, "
@@ -226,14 +227,15 @@ def _hide(value: Any, key: str) -> Any:
 def _describe_non_json(response: HTTPResponse) -> str:
     reason = response.reason or "error"
     if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
-        return f"{reason}: an HTML page{_html_title(response.body)}, not a JSON error"
+        return f"{reason}: an HTML page{html_title(response.body)}, not a JSON error"
     return f"{reason}: {describe_body(response.body, response.content_type)}"
 
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-def _html_title(body: bytes) -> str:
+def html_title(body: bytes) -> str:
+    """`` titled '...'`` for an HTML page with a title, else ``""``."""
     found = _TITLE.search(body[:4096])
     if not found:
         return ""

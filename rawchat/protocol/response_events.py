@@ -34,8 +34,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from ..errors import IncompleteStreamError, InvalidResponseError, StreamError
-from .chunks import _excerpt, _stream_error
-from .completion import _int_or, _label
+from .chunks import excerpt, stream_error
+from .completion import int_or, label
 from .responses import Response, _response, parse_response
 from .sse import ServerSentEvent, SSEParser
 
@@ -83,7 +83,7 @@ class ResponseEvent:
 
     @property
     def item_id(self) -> Optional[str]:
-        return _label(self.data.get("item_id"))
+        return label(self.data.get("item_id"))
 
 
 # -- accumulation ----------------------------------------------------------------
@@ -212,7 +212,7 @@ class ResponseAccumulator:
 
     def _item(self, data: Mapping[str, Any], guess: Mapping[str, Any]) -> _Item:
         """The item an event is about; made from ``guess`` if none came yet."""
-        item_id = _label(data.get("item_id")) or _label(guess.get("id"))
+        item_id = label(data.get("item_id")) or label(guess.get("id"))
         index = data.get("output_index")
         if not isinstance(index, int) or isinstance(index, bool):
             index = self._index_of.get(item_id or "")
@@ -262,7 +262,7 @@ class ResponseAccumulator:
     ) -> _Part:
         item = self._item(data, guess)
         parts = item.summary if where == "summary" else item.content
-        index = _int_or(data.get("summary_index" if where == "summary" else "content_index"), 0)
+        index = int_or(data.get("summary_index" if where == "summary" else "content_index"), 0)
         part = parts.get(index)
         if part is None:
             part = parts[index] = _Part(key, kind)
@@ -384,7 +384,7 @@ class ResponseStreamDecoder:
                 body=obj,
             )
         number = obj.get("sequence_number")
-        event = ResponseEvent(kind, number if _int_or(number, -1) >= 0 else None, obj)
+        event = ResponseEvent(kind, number if int_or(number, -1) >= 0 else None, obj)
         accumulator = self.accumulator
         accumulator.number(event.sequence_number)
         if kind in TERMINAL:
@@ -393,9 +393,9 @@ class ResponseStreamDecoder:
             snapshot = obj.get("response")
             if isinstance(snapshot, dict):
                 accumulator.snapshot = snapshot
-            raise _stream_error(accumulator.snapshot.get("error") or {}, sse.data)
+            raise stream_error(accumulator.snapshot.get("error") or {}, sse.data)
         elif kind == "error":
-            raise _stream_error(obj, sse.data)
+            raise stream_error(obj, sse.data)
         else:
             accumulator.add(event)
         return event
@@ -424,13 +424,19 @@ def _loads(data: str) -> Dict[str, Any]:
         obj = json.loads(data)
     except ValueError:
         raise StreamError(
-            f"malformed event, not JSON: {_excerpt(data)}",
+            f"malformed event, not JSON: {excerpt(data)}",
             hint="the server or a proxy corrupted the stream; `rawchat replay` "
             "shows a saved capture event by event",
             body=data,
         ) from None
+    except RecursionError:
+        # json.loads recurses once per level of nesting: a hostile "[[[[..."
+        # runs out of stack long before it runs out of input.
+        raise StreamError(
+            f"malformed event, nested too deeply to parse: {excerpt(data)}", body=data
+        ) from None
     if not isinstance(obj, dict):
-        raise StreamError(f"malformed event, not a JSON object: {_excerpt(data)}", body=data)
+        raise StreamError(f"malformed event, not a JSON object: {excerpt(data)}", body=data)
     return obj
 
 

@@ -33,10 +33,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 from ..errors import APIStatusError, InvalidRequestError, InvalidResponseError
-from .completion import _int_or, _label
+from .completion import int_or, label
 from .http import Headers, HTTPRequest, HTTPResponse
 from .request import encode_json, headers_for
-from .response import ErrorContext, _html_title, error_details, error_from_response
+from .response import ErrorContext, error_details, error_from_response, html_title
 from .settings import Settings
 
 __all__ = [
@@ -133,7 +133,7 @@ def _check_params(body: Dict[str, Any]) -> None:
             hint="instructions is the system prompt, as text",
         )
     limit = body.get("max_output_tokens")
-    if limit is not None and (_int_or(limit, 0) <= 0):
+    if limit is not None and (int_or(limit, 0) <= 0):
         raise InvalidRequestError(
             f"max_output_tokens must be a positive integer, got {limit!r}",
             hint="it counts reasoning tokens too: leave room for them on reasoning models",
@@ -326,8 +326,8 @@ class ResponseUsage:
         """Read a ``usage`` object; ``None`` when absent or not an object."""
         if not isinstance(data, dict):
             return None
-        given = _int_or(data.get("input_tokens"), 0)
-        made = _int_or(data.get("output_tokens"), 0)
+        given = int_or(data.get("input_tokens"), 0)
+        made = int_or(data.get("output_tokens"), 0)
         details_in = data.get("input_tokens_details")
         details_out = data.get("output_tokens_details")
         cached = details_in.get("cached_tokens") if isinstance(details_in, dict) else 0
@@ -335,9 +335,9 @@ class ResponseUsage:
         return cls(
             input_tokens=given,
             output_tokens=made,
-            total_tokens=_int_or(data.get("total_tokens"), 0) or given + made,
-            cached_tokens=_int_or(cached, 0),
-            reasoning_tokens=_int_or(reasoning, 0),
+            total_tokens=int_or(data.get("total_tokens"), 0) or given + made,
+            cached_tokens=int_or(cached, 0),
+            reasoning_tokens=int_or(reasoning, 0),
         )
 
 
@@ -394,7 +394,8 @@ class Response:
     a stream cut short. ``sequence_gaps`` lists the stream's
     ``sequence_number`` values that never arrived. ``request_id``,
     ``retries_taken``, ``elapsed``, ``headers`` are the client's, as on
-    ``Completion``; ``raw`` is the decoded response object.
+    ``Completion``; ``raw`` is the decoded response object. ``degraded``
+    is set by a client whose fallback answered, as on ``Completion``.
     """
 
     id: str = ""
@@ -410,6 +411,7 @@ class Response:
     request_id: Optional[str] = None
     retries_taken: int = 0
     elapsed: float = 0.0
+    degraded: bool = False
     headers: Headers = field(default_factory=Headers, repr=False, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -483,7 +485,7 @@ class Response:
     def incomplete_reason(self) -> Optional[str]:
         """Why an ``incomplete`` response stopped: ``max_output_tokens``, ``content_filter``."""
         details = self.incomplete_details or {}
-        return _label(details.get("reason"))
+        return label(details.get("reason"))
 
 
 def _parts(output: Sequence[Mapping[str, Any]], kind: str, key: str) -> List[Mapping[str, Any]]:
@@ -544,15 +546,15 @@ def _response(data: Mapping[str, Any], output: Tuple[Dict[str, Any], ...]) -> Re
     error = data.get("error")
     details = data.get("incomplete_details")
     return Response(
-        id=_label(data.get("id")) or "",
-        status=_label(data.get("status")) or "",
-        model=_label(data.get("model")) or "",
-        created_at=_int_or(data.get("created_at"), 0),
+        id=label(data.get("id")) or "",
+        status=label(data.get("status")) or "",
+        model=label(data.get("model")) or "",
+        created_at=int_or(data.get("created_at"), 0),
         output=output,
         usage=ResponseUsage.from_wire(data.get("usage")),
         error=error if isinstance(error, dict) else None,
         incomplete_details=details if isinstance(details, dict) else None,
-        previous_response_id=_label(data.get("previous_response_id")),
+        previous_response_id=label(data.get("previous_response_id")),
         raw=data,
     )
 
@@ -561,7 +563,7 @@ def response_from_http(response: HTTPResponse) -> Response:
     """A successful (2xx) response to ``POST /responses`` or ``GET /responses/{id}``."""
     if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
         raise InvalidResponseError(
-            f"expected a response object, got an HTML page{_html_title(response.body)}",
+            f"expected a response object, got an HTML page{html_title(response.body)}",
             status_code=response.status_code,
             body=response.text(),
             hint="something other than the API answered (a proxy, a login page, "

@@ -5,7 +5,10 @@ It speaks the server side of the Chat Completions protocol
 /v1/chat/completions``, plain or streamed (``chat.completion.chunk``
 events, the usage chunk with empty ``choices`` when
 ``stream_options.include_usage`` is set, then ``data: [DONE]``), and ``GET
-/v1/models``. Failures come back as OpenAI-shaped error bodies with the
+/v1/models``; and the Responses API (``responses.py``): ``POST
+/v1/responses``, plain or streamed as named events, ``GET`` and ``DELETE
+/v1/responses/{id}`` for the responses it stored. Fault scripts apply to
+both APIs' streams. Failures come back as OpenAI-shaped error bodies with the
 status codes OpenAI uses, so clients meet the real thing. ``GET
 /_rawchat/stats`` reports the requests seen, per key fingerprint, so a test
 in any language can count a client's attempts.
@@ -33,10 +36,12 @@ from .faults import (
     Step,
     error_body,
     parse_faults,
+    shape_response_stream,
     shape_stream,
     spaced,
 )
 from .model import MODELS, Reply, pieces, prompt_tokens, reply_to
+from .responses import RESPONSE_PATH, RESPONSES_PATH, ResponsesAnswer, ResponsesEndpoint
 
 __all__ = ["SimRequest", "SimResponse", "SimulatorApp"]
 
@@ -134,6 +139,8 @@ class SimulatorApp:
         self._count = 0
         #: Requests seen per key fingerprint ("none" when no key was sent).
         self.requests_by_key: Dict[str, int] = {}
+        #: The Responses API, with the responses stored for previous_response_id.
+        self.responses = ResponsesEndpoint(self.models)
 
     @property
     def request_count(self) -> int:
@@ -232,6 +239,8 @@ class SimulatorApp:
         self, request: SimRequest, key: Optional[str], number: int, faults: Tuple[Fault, ...]
     ) -> SimResponse:
         path = request.path.split("?", 1)[0]
+        if RESPONSES_PATH.match(path) or RESPONSE_PATH.match(path):
+            return self._responses(request, path, number, faults, self._authenticate(key))
         chat = _CHAT_PATH.match(path)
         if chat is None and not _MODELS_PATH.match(path):
             return error_response(404, f"Invalid URL ({request.method} {path})")
@@ -258,6 +267,43 @@ class SimulatorApp:
                 _json({"object": "list", "data": data}),
             )
         return self._chat(request.body, deployment=chat.group(1), number=number, faults=faults)
+
+    def _responses(
+        self,
+        request: SimRequest,
+        path: str,
+        number: int,
+        faults: Tuple[Fault, ...],
+        denied: Optional[SimResponse],
+    ) -> SimResponse:
+        stored = RESPONSE_PATH.match(path)
+        allowed = ("GET", "DELETE") if stored else ("POST",)
+        if request.method not in allowed:
+            return error_response(405, f"Method {request.method} not allowed on {path}")
+        if denied is not None:
+            return denied
+        if stored is not None:
+            found = stored.group(1)
+            if request.method == "GET":
+                return _answer(self.responses.retrieve(found))
+            return _answer(self.responses.delete(found))
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return error_response(400, "We could not parse the JSON body of your request.")
+        names = {f.name for f in faults}
+        answer = self.responses.create(
+            body,
+            response_id=f"resp_sim{number:06d}",
+            created_at=int(self.clock()),
+            reason="reasoning" in names,
+        )
+        if not answer.streaming or "json-stream" in names:
+            return _answer(answer)
+        steps = shape_response_stream(answer.events, faults)
+        if self.chunk_interval:
+            steps = spaced(steps, self.chunk_interval)
+        return SimResponse(200, _STREAM_HEADERS, steps=tuple(steps))
 
     def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
         if not key:
@@ -327,11 +373,7 @@ class SimulatorApp:
             steps = shape_stream(events, faults)
             if self.chunk_interval:
                 steps = spaced(steps, self.chunk_interval)
-            headers = (
-                ("Content-Type", "text/event-stream; charset=utf-8"),
-                ("Cache-Control", "no-cache"),
-            )
-            return SimResponse(200, headers, steps=tuple(steps))
+            return SimResponse(200, _STREAM_HEADERS, steps=tuple(steps))
         completion = dict(
             head,
             object="chat.completion",
@@ -347,6 +389,17 @@ class SimulatorApp:
             usage=usage,
         )
         return SimResponse(200, (("Content-Type", "application/json"),), _json(completion))
+
+
+_STREAM_HEADERS = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+)
+
+
+def _answer(answer: ResponsesAnswer) -> SimResponse:
+    """A plain (not streamed) answer of the Responses API."""
+    return SimResponse(answer.status, (("Content-Type", "application/json"),), _json(answer.body))
 
 
 def _key_of(headers: Headers) -> Optional[str]:

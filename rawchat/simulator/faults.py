@@ -49,7 +49,24 @@ fault                  effect
                        apart so that each arrives in a read of its own
 ``json-stream``        streams: answer with one plain JSON completion instead
 ``reasoning``          stream ``reasoning_content`` deltas before the answer
+``no-terminal``        Responses streams: everything but the terminal event
+                       (``response.completed``): a cut a client must notice
+``failed``             Responses streams: ``response.failed`` after the first
+                       content, instead of the rest
+``trailing-done``      Responses streams: a ``data: [DONE]`` after the terminal
+                       event, as OpenRouter sends
+``gaps``               Responses streams: ``sequence_number`` skips one value
+                       at the first content
 =====================  ========================================================
+
+On a Responses stream (``POST /v1/responses``) the stream faults above
+mean the same with that API's shapes: the "first content" is the first
+``*.delta`` event; ``bad-json`` and ``deep-json`` replace it; ``error-mid``
+and ``error-event`` send an ``{"type": "error", ...}`` event (without and
+with an ``event: error`` line) after it; ``after-done`` sends one more
+delta after the terminal event; ``truncate``, ``drop-after`` and the
+framing faults cut and shape the events as for chat. The four
+Responses-only faults leave chat streams as they are.
 
 Tool calls stream as argument fragments whenever ``tools`` are offered, and
 ``deepseek-reasoner`` always reasons, so those need no fault.
@@ -63,7 +80,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "FAULTS",
@@ -74,6 +91,7 @@ __all__ = [
     "Step",
     "error_body",
     "parse_faults",
+    "shape_response_stream",
     "shape_stream",
     "spaced",
 ]
@@ -86,7 +104,8 @@ FAULTS: Dict[str, Optional[float]] = {
     "drop-mid-chunk": None, "truncate": 2, "no-done": None, "after-done": None,
     "hold-open": 30.0, "bad-json": None, "deep-json": None, "empty-data": None,
     "error-mid": None, "error-event": None, "keepalive": None, "crlf": None, "cr": None,
-    "bom": None, "split": None, "json-stream": None, "reasoning": None,
+    "bom": None, "split": None, "json-stream": None, "reasoning": None, "no-terminal": None,
+    "failed": None, "trailing-done": None, "gaps": None,
 }  # fmt: skip
 
 STATUS_FAULTS = (
@@ -210,14 +229,18 @@ _AFTER_DONE = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "choices
 _ERROR_OBJECT = {"error": {"message": "The server had an error while streaming (simulated fault).", "type": "server_error", "param": None, "code": "stream_error"}}  # fmt: skip
 
 
-def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]:
+def shape_stream(
+    events: Sequence[bytes], faults: Sequence[Fault], first_content: Optional[int] = None
+) -> List[Step]:
     """Turn a stream's events (``b"data: ...\\n\\n"`` each) into misbehaving steps.
 
-    ``events[0]`` is the role chunk and ``events[1]`` the first content.
+    ``first_content`` is the index of the first content event: by default
+    ``events[1]``, since ``events[0]`` is a chat stream's role chunk.
     """
     names = {f.name: f.value for f in faults}
     events = list(events)
-    first_content = min(1, len(events) - 1)
+    if first_content is None:
+        first_content = min(1, len(events) - 1)
     if "bad-json" in names and len(events) > 1:
         events[1] = _BAD_JSON
     if "deep-json" in names and len(events) > 1:
@@ -268,6 +291,78 @@ def shape_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]
     if "interval" in names:
         steps = spaced(steps, float(names["interval"] or 0))
     return steps
+
+
+#: Faults whose shapes differ on a Responses stream: ``shape_response_stream`` applies them.
+_RESPONSES_OWN = frozenset(
+    ("bad-json", "deep-json", "error-mid", "error-event", "after-done", "no-done", "no-terminal",
+     "failed", "trailing-done", "gaps")
+)  # fmt: skip
+_BAD_EVENT = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"oops"\n\n'
+_RESPONSE_ERROR = {"type": "error", "code": "server_error", "message": "The server had an error while streaming (simulated fault).", "param": None}  # fmt: skip
+
+
+def shape_response_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]:
+    """Turn a Responses stream's events (``b"event: ...\\ndata: ...\\n\\n"``
+    each, the terminal event last) into misbehaving steps."""
+    names = {f.name for f in faults}
+    decoded = [_data_of(event) for event in events]
+    first = next(
+        (n for n, data in enumerate(decoded) if str(data.get("type", "")).endswith(".delta")),
+        min(1, len(events) - 1),
+    )
+    events = list(events)
+    if "gaps" in names:
+        for n in range(first, len(events)):
+            decoded[n] = dict(decoded[n], sequence_number=decoded[n]["sequence_number"] + 1)
+            events[n] = _named(decoded[n])
+    number = decoded[first].get("sequence_number", first) + 1 if decoded else 0
+    last = decoded[-1] if decoded else {}
+    if "bad-json" in names and events:
+        events[first] = _BAD_EVENT
+    if "deep-json" in names and events:
+        events[first] = _DEEP_JSON
+    cut = [*events[: first + 1]]  # the stream up to its first content
+    if "failed" in names and isinstance(last.get("response"), dict):
+        error = {"code": "server_error", "message": _RESPONSE_ERROR["message"]}
+        failed = dict(last["response"], status="failed", error=error, usage=None)
+        events = [
+            *cut,
+            _named({"type": "response.failed", "sequence_number": number, "response": failed}),
+        ]
+    for fault, line in (("error-mid", b""), ("error-event", b"event: error\n")):
+        if fault in names:
+            error = json.dumps(dict(_RESPONSE_ERROR, sequence_number=number)).encode()
+            events = [*cut, line + b"data: " + error + b"\n\n"]
+    # Still ending with its terminal event: no fault above replaced the end.
+    ended = len(events) == len(decoded) and last.get("type") in (
+        "response.completed",
+        "response.incomplete",
+    )
+    if "no-terminal" in names and ended:
+        events.pop()
+    elif "after-done" in names and ended:
+        extra = {"type": "response.output_text.delta", "sequence_number": last["sequence_number"] + 1, "output_index": 0, "content_index": 0, "delta": " (sent after the end)"}  # fmt: skip
+        events.append(_named(extra))
+    if "trailing-done" in names:
+        events.append(b"data: [DONE]\n\n")
+    generic = [f for f in faults if f.name not in _RESPONSES_OWN]
+    return shape_stream(events, generic, first_content=first)
+
+
+def _data_of(event: bytes) -> Dict[str, Any]:
+    """The decoded ``data:`` of one of the simulator's own events."""
+    for line in event.split(b"\n"):
+        if line.startswith(b"data: "):
+            data = json.loads(line[len(b"data: ") :])
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _named(data: Dict[str, Any]) -> bytes:
+    """An event with its ``event:`` line, as OpenAI sends Responses events."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {data['type']}\ndata: {text}\n\n".encode()
 
 
 def spaced(steps: List[Step], seconds: float) -> List[Step]:

@@ -1,4 +1,4 @@
-"""The simulator's Responses API: ``POST /v1/responses`` and ``GET /v1/responses/{id}``.
+"""The simulator's Responses API: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``.
 
 The server side of https://platform.openai.com/docs/api-reference/responses,
 as pure functions of the parsed request body: the deterministic model of
@@ -101,6 +101,11 @@ class ResponseStore:
             kept = self._kept.get(response_id)
         return kept[0] if kept else None
 
+    def delete(self, response_id: str) -> bool:
+        """Forget a response; whether there was one."""
+        with self._lock:
+            return self._kept.pop(response_id, None) is not None
+
     def conversation(self, response_id: str) -> Optional[List[Dict[str, Any]]]:
         """The items up to and including the response's output, or ``None``."""
         with self._lock:
@@ -115,7 +120,8 @@ class ResponseStore:
 
 
 class ResponsesEndpoint:
-    """The Responses API of the simulator; the app routes to ``create`` and ``retrieve``."""
+    """The Responses API of the simulator; the app routes to ``create``, ``retrieve``
+    and ``delete``."""
 
     def __init__(self, models: Sequence[str] = MODELS, store: Optional[ResponseStore] = None):
         self.models = tuple(models)
@@ -127,6 +133,12 @@ class ResponsesEndpoint:
         if found is None:
             return error_answer(404, f"Response with id '{response_id}' not found.")
         return ResponsesAnswer(200, found)
+
+    def delete(self, response_id: str) -> ResponsesAnswer:
+        """``DELETE /v1/responses/{id}``."""
+        if not self.store.delete(response_id):
+            return error_answer(404, f"Response with id '{response_id}' not found.")
+        return ResponsesAnswer(200, {"id": response_id, "object": "response", "deleted": True})
 
     def create(
         self, body: Any, *, response_id: str, created_at: int, reason: bool = False

@@ -33,6 +33,7 @@ def test_a_good_setup_passes_every_step(sim):
         ("authentication", "ok"),
         ("model", "ok"),
         ("streaming", "ok"),
+        ("responses", "ok"),
     ]
     assert (
         checks[0].detail
@@ -82,3 +83,17 @@ def test_a_missing_key_fails_configuration_but_still_checks_the_network():
         ("TCP", "FAIL"),
     ]
     assert checks[0].fix == "set OPENAI_API_KEY to your API key"
+
+
+def test_an_endpoint_without_the_responses_api_is_a_warning_that_names_chat():
+    from rawchat.cli.doctor import WARN, _responses_check
+    from rawchat.errors import NotFoundError
+
+    class NoResponses:
+        def respond(self, *args, **kwargs):
+            raise NotFoundError("Invalid URL (POST /v1/responses)", status_code=404)
+
+    check = _responses_check(NoResponses(), "gpt-4o-mini", lambda: 0.0)
+    assert (check.step, check.status) == ("responses", WARN)
+    assert check.detail == "POST /responses: 404: this endpoint has no Responses API"
+    assert check.fix == "use Chat Completions (the default; --api chat)"

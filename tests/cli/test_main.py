@@ -227,6 +227,7 @@ def test_doctor_passes_against_the_simulator(sim):
         ["ok", "authentication"],
         ["ok", "model"],
         ["ok", "streaming"],
+        ["ok", "responses"],
     ]
     assert result.stdout.splitlines()[-1] == "all checks passed"
 
@@ -459,3 +460,48 @@ def test_curl_with_the_simulator_profile_points_where_serve_listens():
     result = run("--profile", "simulator", "curl", "hi")
     assert result.returncode == 0
     assert result.stdout.startswith("curl 'http://127.0.0.1:8765/v1/chat/completions'")
+
+
+RESPONSES_ANSWER = (
+    "Hello from the rawchat simulator. I received 1 message (about 11 prompt tokens); "
+    'your last message was: "What is SSE?".\n'
+)
+
+
+def test_ask_api_responses_streams_the_answer_from_post_responses():
+    result = run("--trace", "ask", "--api", "responses", "What is SSE?")
+    assert (result.returncode, result.stdout) == (0, RESPONSES_ANSWER)
+    assert "POST http://127.0.0.1:" in result.stderr and "/v1/responses" in result.stderr
+    assert "event: response.completed" in result.stderr
+
+
+def test_ask_api_responses_json_prints_the_raw_response_object():
+    result = run("ask", "--api", "responses", "--json", "--max-tokens", "2", "hi")
+    data = json.loads(result.stdout)
+    assert (data["object"], data["status"], data["max_output_tokens"]) == (
+        "response",
+        "incomplete",
+        2,
+    )
+
+
+def test_curl_api_responses_renders_the_responses_request():
+    result = run("--profile", "deepseek", "curl", "--api", "responses", "-s", "Be brief.", "hi")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "curl 'https://api.deepseek.com/v1/responses' \\"
+    assert result.stdout.rstrip().endswith(
+        """-d '{"model":"deepseek-chat","input":"hi","instructions":"Be brief.","stream":true}'"""
+    )
+
+
+def test_chat_api_responses_takes_its_turns_on_post_responses(sim):
+    result = run(
+        "chat",
+        "--api",
+        "responses",
+        input="hi\nagain\n/exit\n",
+        env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": sim.base_url},
+    )
+    assert result.returncode == 0
+    assert "I received 3 messages" in result.stdout
+    assert sim.app.responses.store.get("resp_sim000002") is None  # stateless: store false

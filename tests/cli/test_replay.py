@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rawchat.cli.replay import EventReport, analyse
 
 ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
@@ -100,3 +102,71 @@ def test_tool_call_fragments_are_described_and_assembled():
     replay = analyse(data)
     assert [e.summary for e in replay.events[:2]] == ["tool_call[0] f +''", "tool_call[0] +'{}'"]
     assert replay.completion.tool_calls[0].function.arguments == "{}"
+
+
+# -- Responses API captures ----------------------------------------------------------
+
+
+def _named(kind, number, **fields):
+    data = {"type": kind, "sequence_number": number, **fields}
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+RESPONSE = {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}
+DONE_RESPONSE = dict(
+    RESPONSE,
+    status="completed",
+    usage={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+)
+OPENING = _named("response.created", 0, response=RESPONSE)
+DELTA_HI = _named("response.output_text.delta", 1, output_index=0, content_index=0, delta="Hi")
+DELTA_THERE = _named(
+    "response.output_text.delta", 2, output_index=0, content_index=0, delta=" there"
+)
+COMPLETED = _named("response.completed", 3, response=DONE_RESPONSE)
+
+
+def test_a_responses_capture_is_recognised_and_assembled():
+    replay = analyse(OPENING + DELTA_HI + DELTA_THERE + COMPLETED)
+    assert replay.api == "responses"
+    assert replay.faults == ()
+    assert replay.response.output_text == "Hi there"
+    assert [event.summary for event in replay.events] == [
+        "#0 status=in_progress",
+        "#1 delta='Hi'",
+        "#2 delta=' there'",
+        "#3 status=completed",
+    ]
+
+
+def test_a_responses_capture_without_event_lines_is_recognised_too():
+    capture = b"".join(
+        part.split(b"\n", 1)[1] for part in (OPENING, DELTA_HI, DELTA_THERE, COMPLETED)
+    )
+    replay = analyse(capture)
+    assert (replay.api, replay.response.output_text) == ("responses", "Hi there")
+    assert replay.events[1].summary == "#1 response.output_text.delta delta='Hi'"
+
+
+def test_a_responses_capture_reports_no_terminal_event_and_gaps():
+    replay = analyse(OPENING + DELTA_THERE)
+    assert replay.faults == (
+        "no terminal event (response.completed or response.incomplete): truncated",
+        "sequence_number gaps: 1 never arrived",
+    )
+    assert replay.response.output_text == " there"
+
+
+def test_events_after_the_terminal_one_are_reported_and_done_is_tolerated():
+    completed = _named("response.completed", 2, response=DONE_RESPONSE)
+    replay = analyse(OPENING + DELTA_HI + completed + DELTA_THERE + b"data: [DONE]\n\n")
+    assert replay.faults == ("event #4 arrives after the terminal event",)
+    assert replay.events[3].fault == "after the terminal event"
+    assert replay.events[4].summary == "[DONE] (not part of the Responses protocol; tolerated)"
+    assert replay.response.output_text == "Hi"
+
+
+def test_a_failed_responses_capture_reports_the_error():
+    failed = dict(RESPONSE, status="failed", error={"code": "server_error", "message": "boom"})
+    replay = analyse(OPENING + DELTA_HI + _named("response.failed", 2, response=failed))
+    assert replay.faults == ("event #3: the server sent an error inside the stream: boom",)

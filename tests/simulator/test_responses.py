@@ -232,3 +232,94 @@ def test_the_paths_the_app_routes_here():
     assert RESPONSES_PATH.match("/openai/v1/responses")
     assert RESPONSE_PATH.match("/v1/responses/resp_1").group(1) == "resp_1"
     assert not RESPONSES_PATH.match("/v1/chat/completions")
+
+
+# -- through the app: routes, stored responses, faults ---------------------------
+
+from rawchat.protocol.http import Headers  # noqa: E402
+from rawchat.simulator.app import SimRequest, SimulatorApp  # noqa: E402
+
+
+def post(app, fault="", **body):
+    body.setdefault("model", "gpt-4o-mini")
+    body.setdefault("input", "hi")
+    headers = Headers({"authorization": "Bearer sk-x", "x-rawchat-fault": fault})
+    return app.handle(SimRequest("POST", "/v1/responses", headers, json.dumps(body).encode()))
+
+
+def stream_bytes(app, fault=""):
+    answer = post(app, fault, stream=True)
+    return b"".join(step for step in answer.steps if isinstance(step, bytes))
+
+
+def types_of(data):
+    return [
+        json.loads(e.data).get("type") if e.data != "[DONE]" else "[DONE]"
+        for e in SSEParser().feed(data)
+    ]
+
+
+def test_the_app_answers_get_and_delete_of_a_stored_response():
+    app = SimulatorApp()
+    made = json.loads(post(app).body)
+    auth = Headers({"authorization": "Bearer sk-x"})
+    path = f"/v1/responses/{made['id']}"
+    assert json.loads(app.handle(SimRequest("GET", path, auth)).body)["id"] == made["id"]
+    deleted = app.handle(SimRequest("DELETE", path, auth))
+    assert json.loads(deleted.body) == {"id": made["id"], "object": "response", "deleted": True}
+    assert app.handle(SimRequest("GET", path, auth)).status == 404
+    assert app.handle(SimRequest("PUT", path, auth)).status == 405
+
+
+def test_the_responses_api_asks_for_a_key_like_chat():
+    app = SimulatorApp()
+    answer = app.handle(SimRequest("POST", "/v1/responses", Headers(), b"{}"))
+    assert answer.status == 401
+
+
+def test_no_terminal_drops_only_the_terminal_event():
+    app = SimulatorApp()
+    whole, cut = types_of(stream_bytes(app)), types_of(stream_bytes(app, "no-terminal"))
+    assert cut == whole[:-1]
+    assert whole[-1] == "response.completed"
+
+
+def test_failed_and_error_faults_end_the_stream_after_the_first_delta():
+    app = SimulatorApp()
+    assert types_of(stream_bytes(app, "failed"))[-2:] == [
+        "response.output_text.delta",
+        "response.failed",
+    ]
+    assert types_of(stream_bytes(app, "error-event"))[-2:] == [
+        "response.output_text.delta",
+        "error",
+    ]
+    assert b"event: error\ndata: " in stream_bytes(SimulatorApp(), "error-event")
+
+
+def test_trailing_done_and_after_done_add_to_the_end():
+    app = SimulatorApp()
+    assert types_of(stream_bytes(app, "trailing-done"))[-2:] == ["response.completed", "[DONE]"]
+    assert types_of(stream_bytes(app, "after-done"))[-2:] == [
+        "response.completed",
+        "response.output_text.delta",
+    ]
+
+
+def test_gaps_skip_one_sequence_number_at_the_first_delta():
+    decoder = ResponseStreamDecoder()
+    decoder.feed(stream_bytes(SimulatorApp(), "gaps"))
+    assert decoder.close().sequence_gaps == (4,)
+
+
+def test_bad_json_replaces_the_first_delta():
+    data = stream_bytes(SimulatorApp(), "bad-json")
+    assert b'data: {"type":"response.output_text.delta","delta":"oops"\n\n' in data
+
+
+def test_chat_streams_are_left_alone_by_the_responses_only_faults():
+    from rawchat.simulator.faults import parse_faults, shape_stream
+
+    events = [b"data: {}\n\n", b"data: [DONE]\n\n"]
+    faults = parse_faults("no-terminal,failed,gaps,trailing-done")
+    assert shape_stream(events, faults) == events
