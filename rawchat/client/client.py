@@ -549,6 +549,9 @@ class _CachedSource:
     def read(self) -> bytes:
         return self._body
 
+    def finish(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -216,8 +216,10 @@ class EventStream(Generic[Item, Answer]):
                 # Once content has been handed over there is nothing left to note.
                 yield item if self._content_delivered else self._delivered(item)
             if self._ended():
-                # The answer is final. Servers that hold the connection open
-                # after it would otherwise turn it into a read timeout.
+                # The answer is final: stop reading, and hand the connection
+                # back if the body ends at once. Servers that hold it open
+                # would otherwise turn a whole answer into a read timeout.
+                self._source.finish()
                 return
 
     def _reads(self) -> Iterator[bytes]:

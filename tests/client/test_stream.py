@@ -379,6 +379,10 @@ class Source:
         self.before_then()
         raise self.then
 
+    def finish(self):
+        # The transport's finish() drains what has arrived, then closes.
+        self.close()
+
     def close(self):
         self.closed = True
 
@@ -453,3 +457,13 @@ def test_a_timeout_before_any_event_keeps_the_transports_words():
     with pytest.raises(APITimeoutError) as caught:
         stream_of(Source([b": keep-alive\n\n"], then=cause)).completion
     assert caught.value is cause
+
+
+def test_streams_one_after_another_share_one_connection(sim):
+    with rawchat.Client(KEY, sim.base_url) as client:
+        for _ in range(3):
+            with client.stream(HI, model="gpt-4o-mini") as stream:
+                "".join(stream.text())
+        pools = client.transport.session.get_adapter(sim.base_url).poolmanager.pools
+        # urllib3's pool container refuses plain iteration; keys() is its public list.
+        assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
