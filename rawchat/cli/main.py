@@ -169,6 +169,19 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             args.trace.close()
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0, as a timeout must be."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0 (at most a day)"
+        )
+    return value
+
+
 def _global_options(parser: Any, default: Any = None) -> None:
     """The options every command takes; ``default=SUPPRESS`` on a command's
     copy keeps it from overwriting a value given before the command."""
@@ -188,7 +201,10 @@ def _global_options(parser: Any, default: Any = None) -> None:
         help="API base URL (default: OPENAI_BASE_URL or the profile's)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=given(None), help="read timeout in seconds (default 600)"
+        "--timeout",
+        type=_seconds,
+        default=given(None),
+        help="read timeout in seconds (default 600)",
     )
     parser.add_argument(
         "--max-retries",

@@ -505,3 +505,10 @@ def test_chat_api_responses_takes_its_turns_on_post_responses(sim):
     assert result.returncode == 0
     assert "I received 3 messages" in result.stdout
     assert sim.app.responses.store.get("resp_sim000002") is None  # stateless: store false
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "x"])
+def test_a_timeout_that_is_not_positive_seconds_names_the_option(value):
+    result = run("--timeout", value, "ask", "hi")
+    assert result.returncode == 2
+    assert f"argument --timeout: '{value}' is not a number of seconds above 0" in result.stderr
