@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import rawchat
 
 from ..conftest import KEY
