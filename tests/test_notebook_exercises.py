@@ -1,0 +1,335 @@
+"""Every exercise's check cell passes a right answer and refuses a wrong one.
+
+Each notebook ends with exercises: a code cell tagged ``exercise`` holding a
+stub for the learner to replace, then a collapsed cell tagged ``check`` that
+prints ``ok: ...`` or ``not yet: ...``. A check that cannot fail teaches
+nothing, so each one runs here three ways: after the reference answer below
+(must print ok), after the notebook's own stub and after each wrong answer
+(must print not yet). Exercises and checks are self-contained, so they run in
+a fresh namespace without the cells above them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+REFERENCE: Dict[str, str] = {
+    "01-request-bytes": """
+def request_bytes(body, key):
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\\r\\n"
+        b"Host: 127.0.0.1\\r\\n"
+        b"Authorization: Bearer " + key.encode("ascii") + b"\\r\\n"
+        b"Content-Type: application/json\\r\\n"
+        b"Content-Length: " + str(len(body)).encode("ascii") + b"\\r\\n"
+        b"Connection: close\\r\\n"
+        b"\\r\\n" + body
+    )
+""",
+    "01-content-of": """
+import json
+
+def content_of(response):
+    _, _, body = response.partition(b"\\r\\n\\r\\n")
+    return json.loads(body.decode("utf-8"))["choices"][0]["message"]["content"]
+""",
+    "02-what-went-wrong": """
+import json
+
+def what_went_wrong(status, body):
+    error = json.loads(body).get("error") or {}
+    if status == 401:
+        return "key"
+    if status == 404 and error.get("code") == "model_not_found":
+        return "model"
+    if status == 404 and str(error.get("message", "")).startswith("Invalid URL"):
+        return "url"
+    return "other"
+""",
+    "02-resolve-key": """
+def resolve_key(argument, environ):
+    key = argument if argument is not None else environ.get("OPENAI_API_KEY", "")
+    key = key.strip().strip("\\"'").strip()
+    if not key:
+        raise ValueError("no API key: pass one or set OPENAI_API_KEY")
+    return key
+""",
+    "03-tool-calls-of": """
+import json
+
+def tool_calls_of(body):
+    calls = body["choices"][0]["message"].get("tool_calls") or []
+    return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls]
+""",
+    "03-is-complete": """
+def is_complete(body):
+    return body["choices"][0]["finish_reason"] in ("stop", "tool_calls")
+""",
+    "04-line-splitter": """
+class LineSplitter:
+    def __init__(self):
+        self.buffer = b""
+        self.skip_lf = False
+
+    def feed(self, data):
+        if self.skip_lf and data.startswith(b"\\n"):
+            data = data[1:]
+        self.skip_lf = False
+        self.buffer += data
+        lines = []
+        while True:
+            ends = [i for i in (self.buffer.find(b"\\r"), self.buffer.find(b"\\n")) if i >= 0]
+            if not ends:
+                return lines
+            end = min(ends)
+            lines.append(self.buffer[:end])
+            if self.buffer[end:end + 2] == b"\\r\\n":
+                self.buffer = self.buffer[end + 2:]
+            elif self.buffer[end:end + 1] == b"\\r" and end + 1 == len(self.buffer):
+                self.buffer, self.skip_lf = b"", True
+            else:
+                self.buffer = self.buffer[end + 1:]
+""",
+    "04-stream-text": """
+from rawchat.protocol.sse import SSEParser
+import json
+
+def stream_text(raw):
+    text = []
+    for event in SSEParser().feed(raw):
+        if event.data == "[DONE]":
+            break
+        for choice in json.loads(event.data).get("choices") or []:
+            text.append(choice["delta"].get("content") or "")
+    return "".join(text)
+""",
+    "05-wait-for": """
+def wait_for(attempt, headers):
+    lower = {name.lower(): value for name, value in headers.items()}
+    if "retry-after-ms" in lower:
+        return float(lower["retry-after-ms"]) / 1000
+    if "retry-after" in lower:
+        return float(lower["retry-after"])
+    return min(8.0, 0.5 * 2 ** (attempt - 1))
+""",
+    "05-should-retry": """
+def should_retry(status, body):
+    if status == 429:
+        return (body.get("error") or {}).get("code") != "insufficient_quota"
+    return status in (408, 409) or status >= 500
+""",
+    "06-trim": """
+def trim(messages, budget, count):
+    first, rest = messages[:1], messages[1:]
+    room = budget - sum(count(m) for m in first)
+    kept = []
+    for message in reversed(rest):
+        if kept and count(message) > room:
+            break
+        kept.insert(0, message)
+        room -= count(message)
+    while len(kept) > 1 and kept[0]["role"] == "tool":
+        kept.pop(0)
+    return first + kept
+""",
+    "06-total-sent": """
+def total_sent(turns, system_tokens, turn_tokens):
+    return sum(system_tokens + k * turn_tokens for k in range(1, turns + 1))
+""",
+    "07-cost": """
+def cost(usage, price):
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    fresh = usage["prompt_tokens"] - cached
+    return (fresh * price[0] + cached * price[1] + usage["completion_tokens"] * price[2]) / 1_000_000
+""",
+    "07-cheapest": """
+def cheapest(prices, prompt_tokens, completion_tokens):
+    return min(prices, key=lambda n: prompt_tokens * prices[n][0] + completion_tokens * prices[n][2])
+""",
+    "08-pacer-waits": """
+def pacer_waits(n, per_minute, burst):
+    interval = 60 / per_minute
+    return [max(0, i - burst + 1) * interval for i in range(n)]
+""",
+    "08-breaker-state": """
+def breaker_state(outcomes, window, min_calls, failure_rate):
+    recent = outcomes[-window:]
+    if len(recent) >= min_calls and sum(recent) / len(recent) >= failure_rate:
+        return "open"
+    return "closed"
+""",
+    "09-output-text": """
+def output_text(response):
+    return "".join(
+        part["text"]
+        for item in response["output"] if item["type"] == "message"
+        for part in item["content"] if part["type"] == "output_text"
+    )
+""",
+    "09-responses-stream": """
+import json
+from rawchat.protocol.sse import SSEParser
+
+def responses_stream_text(raw):
+    text, ended = [], False
+    for event in SSEParser().feed(raw):
+        data = json.loads(event.data)
+        if data["type"] == "response.output_text.delta":
+            text.append(data["delta"])
+        elif data["type"] in ("response.completed", "response.incomplete", "response.failed"):
+            ended = True
+    if not ended:
+        raise ValueError("the stream ended without a terminal event")
+    return "".join(text)
+""",
+    "10-kept": """
+def kept(sent, answer):
+    for message in sent[:-1]:
+        arguments = [c["function"]["arguments"] for c in message.get("tool_calls") or []]
+        if any(answer in text for text in [message.get("content") or ""] + arguments):
+            return True
+    return False
+""",
+    "10-verdict": """
+def verdict(sent, answer, stale):
+    text = " ".join(message.get("content") or "" for message in sent)
+    if answer in text:
+        return "kept"
+    if stale and stale in text:
+        return "stale"
+    return "lost"
+""",
+}
+
+# Plausible mistakes, beyond each notebook's own stub, that a check must refuse.
+WRONG: Dict[str, List[str]] = {
+    "01-request-bytes": [REFERENCE["01-request-bytes"].replace("len(body)", "len(body.decode())")],
+    "02-what-went-wrong": [
+        "def what_went_wrong(status, body):\n"
+        "    return {401: 'key', 404: 'model'}.get(status, 'other')\n"
+    ],
+    "02-resolve-key": [
+        "def resolve_key(argument, environ):\n"
+        "    return (argument or environ.get('OPENAI_API_KEY', '')).strip()\n"
+    ],
+    "04-line-splitter": [
+        "class LineSplitter:\n"
+        "    def __init__(self):\n"
+        "        self.buffer = b''\n"
+        "    def feed(self, data):\n"
+        "        self.buffer += data\n"
+        "        *lines, self.buffer = self.buffer.replace(b'\\r\\n', b'\\n').replace(b'\\r', b'\\n').split(b'\\n')\n"
+        "        return lines\n"
+    ],
+    "05-wait-for": [
+        "def wait_for(attempt, headers):\n"
+        "    if 'retry-after' in headers:\n"
+        "        return float(headers['retry-after'])\n"
+        "    return min(8.0, 0.5 * 2 ** (attempt - 1))\n"
+    ],
+    "05-should-retry": [
+        "def should_retry(status, body):\n    return status in (429, 500, 502, 503)\n"
+    ],
+    "06-trim": [REFERENCE["06-trim"].replace('kept[0]["role"] == "tool"', "False")],
+    "07-cost": [
+        REFERENCE["07-cost"].replace("fresh * price[0]", "usage['prompt_tokens'] * price[0]")
+    ],
+    "08-breaker-state": [REFERENCE["08-breaker-state"].replace("outcomes[-window:]", "outcomes")],
+    "09-output-text": [
+        "def output_text(response):\n"
+        "    return ''.join(i['content'][0].get('text', '') for i in response['output'] if i['type'] == 'message')\n"
+    ],
+    "10-kept": [REFERENCE["10-kept"].replace("sent[:-1]", "sent")],
+    "10-verdict": [REFERENCE["10-verdict"].replace('return "stale"', 'return "lost"')],
+}
+
+
+def _exercises() -> List[Tuple[str, str, str, str]]:
+    """(notebook, exercise id, stub source, check source) for every check cell, in order."""
+    found = []
+    for path in NOTEBOOKS:
+        cells = nbformat.read(str(path), as_version=4).cells
+        for index, cell in enumerate(cells):
+            if "check" in cell.metadata.get("tags", []):
+                stub = cells[index - 1]
+                found.append(
+                    (path.stem, cell.metadata.get("exercise", ""), stub.source, cell.source)
+                )
+    return found
+
+
+EXERCISES = _exercises()
+
+
+def _run(*sources: str) -> str:
+    namespace: dict = {"__name__": "__exercise__"}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for source in sources:
+            exec(compile(source, "<exercise>", "exec"), namespace)
+    return printed.getvalue()
+
+
+def test_every_notebook_has_at_least_two_exercises():
+    per_notebook = {path.stem: 0 for path in NOTEBOOKS}
+    for notebook, *_ in EXERCISES:
+        per_notebook[notebook] += 1
+    assert {name for name, count in per_notebook.items() if count < 2} == set()
+
+
+def test_every_check_follows_its_exercise_and_starts_collapsed():
+    for path in NOTEBOOKS:
+        cells = nbformat.read(str(path), as_version=4).cells
+        for index, cell in enumerate(cells):
+            if "check" in cell.metadata.get("tags", []):
+                assert cell.metadata["jupyter"]["source_hidden"] is True
+                assert "exercise" in cells[index - 1].metadata.get("tags", []), (path.stem, index)
+                assert cells[index - 2].cell_type == "markdown", (path.stem, index)
+
+
+def test_every_check_has_a_reference_answer():
+    assert sorted(exercise for _, exercise, _, _ in EXERCISES) == sorted(REFERENCE)
+
+
+@pytest.mark.parametrize(
+    "notebook, exercise, stub, check", EXERCISES, ids=[e[1] for e in EXERCISES]
+)
+def test_a_check_passes_the_reference_answer(notebook, exercise, stub, check):
+    printed = _run(REFERENCE[exercise], check)
+    assert printed.startswith("ok:"), printed
+
+
+@pytest.mark.parametrize(
+    "notebook, exercise, stub, check", EXERCISES, ids=[e[1] for e in EXERCISES]
+)
+def test_a_check_refuses_the_stub_without_raising(notebook, exercise, stub, check):
+    printed = _run(stub, check)
+    assert printed.startswith("not yet:"), printed
+
+
+@pytest.mark.parametrize(
+    "notebook, exercise, stub, check", EXERCISES, ids=[e[1] for e in EXERCISES]
+)
+def test_a_check_refuses_a_missing_answer_without_raising(notebook, exercise, stub, check):
+    printed = _run(check)
+    assert printed.startswith("not yet:"), printed
+
+
+@pytest.mark.parametrize(
+    "exercise, wrong",
+    [(exercise, wrong) for exercise, answers in WRONG.items() for wrong in answers],
+    ids=[f"{exercise}-{n}" for exercise, answers in WRONG.items() for n in range(len(answers))],
+)
+def test_a_check_refuses_a_plausible_mistake(exercise, wrong):
+    check = next(source for _, name, _, source in EXERCISES if name == exercise)
+    printed = _run(wrong, check)
+    assert printed.startswith("not yet:"), printed
