@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ..errors import InvalidResponseError
+from .multipart import MultipartForm
 
 __all__ = [
     "SECRET_HEADERS",
@@ -142,7 +143,9 @@ class HTTPRequest:
     ``url`` is absolute (scheme, host, path and query); ``body`` is the
     encoded bytes (empty for GET); ``stream`` says whether the caller will
     read the response incrementally (it changes nothing on the wire but the
-    ``Accept`` header the builder chose).
+    ``Accept`` header the builder chose). ``form`` is set when ``body`` is
+    that ``multipart/form-data`` form, encoded: renderings then show its
+    parts (files by size and type) instead of the bytes.
     """
 
     method: str
@@ -150,6 +153,7 @@ class HTTPRequest:
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     stream: bool = False
+    form: Optional[MultipartForm] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, Headers):
@@ -170,7 +174,7 @@ class HTTPRequest:
         """The request as HTTP/1.1 text, credentials redacted unless ``reveal``.
 
         A JSON body is pretty-printed for reading; ``Content-Length`` is that
-        of the real, compact body.
+        of the real, compact body. A form shows its file parts by size and type.
         """
         parts = urlsplit(self.url)
         pairs = self.headers.items() if reveal else self.headers.redacted()
@@ -180,19 +184,29 @@ class HTTPRequest:
         if self.body:
             lines.append(f"Content-Length: {len(self.body)}")
         text = "\n".join(lines) + "\n\n"
-        if self.body:
+        if self.form is not None:
+            text += self.form.summary()
+        elif self.body:
             try:
                 text += json.dumps(self.json(), indent=2, ensure_ascii=False) + "\n"
             except ValueError:
                 text += self.body.decode("utf-8", "replace") + "\n"
         return text
 
-    def to_curl(self, *, key_variable: Optional[str] = "OPENAI_API_KEY") -> str:
+    def to_curl(
+        self,
+        *,
+        key_variable: Optional[str] = "OPENAI_API_KEY",
+        files: Optional[Mapping[str, str]] = None,
+    ) -> str:
         """An equivalent ``curl`` command line for a POSIX shell.
 
         The credential is written as ``$key_variable`` so the command works
         when pasted into a shell that has the key set, and never contains it;
-        with ``key_variable=None`` it is redacted instead.
+        with ``key_variable=None`` it is redacted instead. A form becomes
+        ``-F`` arguments, its files read by curl from ``files`` (part name
+        to path; by default the part's file name), and curl writes the
+        form's ``Content-Type`` with a boundary of its own.
         """
         lines = [f"curl {_shell_quote(redact_url(self.url))}"]
         if self.method != ("POST" if self.body else "GET"):
@@ -200,6 +214,8 @@ class HTTPRequest:
         if self.stream:
             lines.append("-N")  # print SSE events as they arrive, not at the end
         for name, value in self.headers.items():
+            if self.form is not None and name.lower() == "content-type":
+                continue
             if name.lower() in SECRET_HEADERS:
                 if key_variable:
                     scheme, sep, _ = value.partition(" ")
@@ -208,7 +224,9 @@ class HTTPRequest:
                     continue
                 value = redact_header(name, value)
             lines.append(f"-H {_shell_quote(f'{name}: {value}')}")
-        if self.body:
+        if self.form is not None:
+            lines += [f"{opt} {_shell_quote(arg)}" for opt, arg in self.form.curl_options(files)]
+        elif self.body:
             lines.append(f"-d {_shell_quote(self.body.decode('utf-8', 'replace'))}")
         return " \\\n  ".join(lines)
 

@@ -7,11 +7,13 @@ events, the usage chunk with empty ``choices`` when
 ``stream_options.include_usage`` is set, then ``data: [DONE]``), and ``GET
 /v1/models``; and the Responses API (``responses.py``): ``POST
 /v1/responses``, plain or streamed as named events, ``GET`` and ``DELETE
-/v1/responses/{id}`` for the responses it stored. Fault scripts apply to
-both APIs' streams. Failures come back as OpenAI-shaped error bodies with the
-status codes OpenAI uses, so clients meet the real thing. ``GET
-/_rawchat/stats`` reports the requests seen, per key fingerprint, so a test
-in any language can count a client's attempts.
+/v1/responses/{id}`` for the responses it stored; and the audio endpoints
+(``audio.py``): ``POST /v1/audio/speech``, ``/v1/audio/transcriptions``
+and ``/v1/audio/translations``. Fault scripts apply to all of their streams.
+Failures come back as OpenAI-shaped error bodies with the status codes
+OpenAI uses, so clients meet the real thing. ``GET /_rawchat/stats``
+reports the requests seen, per key fingerprint, so a test in any language
+can count a client's attempts.
 
 No sockets here: ``server.py`` puts these values on the wire. Tests and
 notebooks can call ``handle`` directly.
@@ -28,6 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..protocol.http import Headers, fingerprint
 from ..protocol.ratelimit import TokenBucket
 from ..protocol.sse import encode_event
+from .audio import AudioAnswer, speak, transcribe
 from .faults import (
     HTML_PAGE,
     STATUS_FAULTS,
@@ -36,6 +39,8 @@ from .faults import (
     Step,
     error_body,
     parse_faults,
+    shape_audio_body,
+    shape_audio_stream,
     shape_response_stream,
     shape_stream,
     spaced,
@@ -47,6 +52,9 @@ __all__ = ["SimRequest", "SimResponse", "SimulatorApp"]
 
 _CHAT_PATH = re.compile(r"^(?:/v1|/openai/deployments/([^/]+)|/openai/v1)/chat/completions$")
 _MODELS_PATH = re.compile(r"^(?:/v1|/openai/v1|/openai)/models$")
+_AUDIO_PATH = re.compile(
+    r"^(?:/v1|/openai/deployments/([^/]+)|/openai/v1)/audio/(speech|transcriptions|translations)$"
+)
 
 
 @dataclass(frozen=True)
@@ -241,6 +249,11 @@ class SimulatorApp:
         path = request.path.split("?", 1)[0]
         if RESPONSES_PATH.match(path) or RESPONSE_PATH.match(path):
             return self._responses(request, path, number, faults, self._authenticate(key))
+        audio = _AUDIO_PATH.match(path)
+        if audio is not None:
+            if request.method != "POST":
+                return error_response(405, f"Method {request.method} not allowed on {path}")
+            return self._authenticate(key) or self._audio(request, audio.group(2), number, faults)
         chat = _CHAT_PATH.match(path)
         if chat is None and not _MODELS_PATH.match(path):
             return error_response(404, f"Invalid URL ({request.method} {path})")
@@ -304,6 +317,29 @@ class SimulatorApp:
         if self.chunk_interval:
             steps = spaced(steps, self.chunk_interval)
         return SimResponse(200, _STREAM_HEADERS, steps=tuple(steps))
+
+    def _audio(
+        self, request: SimRequest, endpoint: str, number: int, faults: Tuple[Fault, ...]
+    ) -> SimResponse:
+        names = {f.name for f in faults}
+        if endpoint == "speech":
+            answer = speak(request.body, models=self.models)
+        else:
+            shape = "transcript.text"
+            if "chunk-shape" in names:
+                shape = "chunk"
+            elif "segment-shape" in names:
+                shape = "segments"
+            answer = transcribe(
+                request.body,
+                request.headers.get("content-type", ""),
+                translate=endpoint == "translations",
+                shape=shape,
+                models=self.models,
+                number=number,
+                created=int(self.clock()),
+            )
+        return _audio_response(answer, faults, self.chunk_interval)
 
     def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
         if not key:
@@ -400,6 +436,21 @@ _STREAM_HEADERS = (
 def _answer(answer: ResponsesAnswer) -> SimResponse:
     """A plain (not streamed) answer of the Responses API."""
     return SimResponse(answer.status, (("Content-Type", "application/json"),), _json(answer.body))
+
+
+def _audio_response(answer: AudioAnswer, faults: Tuple[Fault, ...], interval: float) -> SimResponse:
+    """An audio endpoint's answer on the wire: whole, or streamed with the faults applied."""
+    headers = (("Content-Type", answer.content_type),)
+    if answer.events:
+        steps = shape_audio_stream(answer.events, faults)
+        headers += (("Cache-Control", "no-cache"),)
+    elif answer.pieces:
+        steps = shape_audio_body(answer.pieces, faults)
+    else:
+        return SimResponse(answer.status, headers, answer.body)
+    if interval:
+        steps = spaced(steps, interval)
+    return SimResponse(answer.status, headers, steps=tuple(steps))
 
 
 def _key_of(headers: Headers) -> Optional[str]:

@@ -16,7 +16,8 @@ fault                  effect
 ``400`` ``401``        that status, with an OpenAI-shaped ``{"error": ...}``
 ``403`` ``404``        body
 ``409`` ``422``
-``500`` ``503``
+``413`` ``415``        (413: an upload over the size limit; 415: a Content-Type
+``500`` ``503``        the endpoint does not take)
 ``429`` / ``429=S``    rate limited: ``retry-after`` (S seconds, default 1),
                        ``retry-after-ms`` and ``x-ratelimit-*`` headers
 ``slow-down=S``        429 as gateways and Azure send it: ``Retry-After: S``
@@ -57,7 +58,19 @@ fault                  effect
                        event, as OpenRouter sends
 ``gaps``               Responses streams: ``sequence_number`` skips one value
                        at the first content
+``chunk-shape``        streamed transcripts in the chat-chunk shape
+                       (``transcription.chunk`` objects, then ``[DONE]``)
+``segment-shape``      streamed transcripts as one ``{"text"}`` per segment,
+                       with no end marker
 =====================  ========================================================
+
+On the audio endpoints (``/v1/audio/...``) the status faults apply as
+everywhere. A streamed transcript or an SSE speech stream takes the stream
+faults; ``no-done`` (or ``no-terminal``) leaves out its end
+(``transcript.text.done``, ``speech.audio.done``, ``[DONE]``). A speech
+body streamed as audio takes only the faults that cut or pace it:
+``truncate``, ``drop-after``, ``drop-mid-chunk``, ``stall``, ``interval``
+and ``hold-open``.
 
 On a Responses stream (``POST /v1/responses``) the stream faults above
 mean the same with that API's shapes: the "first content" is the first
@@ -91,6 +104,8 @@ __all__ = [
     "Step",
     "error_body",
     "parse_faults",
+    "shape_audio_body",
+    "shape_audio_stream",
     "shape_response_stream",
     "shape_stream",
     "spaced",
@@ -105,11 +120,13 @@ FAULTS: Dict[str, Optional[float]] = {
     "hold-open": 30.0, "bad-json": None, "deep-json": None, "empty-data": None,
     "error-mid": None, "error-event": None, "keepalive": None, "crlf": None, "cr": None,
     "bom": None, "split": None, "json-stream": None, "reasoning": None, "no-terminal": None,
-    "failed": None, "trailing-done": None, "gaps": None,
+    "failed": None, "trailing-done": None, "gaps": None, "413": None, "415": None,
+    "chunk-shape": None, "segment-shape": None,
 }  # fmt: skip
 
 STATUS_FAULTS = (
-    "400", "401", "403", "404", "409", "422", "429", "500", "502", "503", "quota", "slow-down",
+    "400", "401", "403", "404", "409", "413", "415", "422", "429", "500", "502", "503", "quota",
+    "slow-down",
 )  # fmt: skip
 
 _ITEM = re.compile(r"^([a-z0-9-]+)(?:=([0-9.]+))?(?:\*([0-9]*))?$")
@@ -210,6 +227,8 @@ _ERRORS = {
     "403": ("Country, region, or territory not supported (simulated fault).", "invalid_request_error", "unsupported_country_region_territory"),
     "404": ("The model does not exist or you do not have access to it (simulated fault).", "invalid_request_error", "model_not_found"),
     "409": ("Another request is in progress (simulated fault).", "invalid_request_error", "conflict"),
+    "413": ("Maximum content size limit (26214400) exceeded (26214401 bytes read) (simulated fault)", "server_error", None),
+    "415": ("Unsupported Media Type: audio is uploaded as multipart/form-data (simulated fault).", "invalid_request_error", "unsupported_media_type"),
     "422": ("Unprocessable entity (simulated fault).", "invalid_request_error", None),
     "429": ("Rate limit reached for requests per min (RPM): Limit 60, Used 60, Requested 1. Please try again in {wait}s. (simulated fault)", "requests", "rate_limit_exceeded"),
     "slow-down": ("Rate limit reached (simulated fault); retry after {wait} s.", "requests", "rate_limit_exceeded"),
@@ -348,6 +367,27 @@ def shape_response_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> L
         events.append(b"data: [DONE]\n\n")
     generic = [f for f in faults if f.name not in _RESPONSES_OWN]
     return shape_stream(events, generic, first_content=first)
+
+
+def shape_audio_stream(events: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]:
+    """Turn a transcript or speech SSE stream (its end event last) into misbehaving steps."""
+    names = {f.name for f in faults}
+    events = list(events)
+    if names & {"no-done", "no-terminal"} and events:
+        events.pop()
+    generic = [f for f in faults if f.name not in ("no-done", "no-terminal")]
+    return shape_stream(events, generic, first_content=0)
+
+
+#: The faults that make sense on a body of audio: they cut it or pace it.
+_AUDIO_BODY = frozenset(
+    ("truncate", "drop-after", "drop-mid-chunk", "stall", "interval", "hold-open")
+)
+
+
+def shape_audio_body(pieces: Sequence[bytes], faults: Sequence[Fault]) -> List[Step]:
+    """Turn an audio body, in pieces, into steps cut or paced by ``faults``."""
+    return shape_stream(pieces, [f for f in faults if f.name in _AUDIO_BODY])
 
 
 def _data_of(event: bytes) -> Dict[str, Any]:
