@@ -149,6 +149,63 @@ def run_rawchat_pipeline(pieces: List[bytes]) -> None:
     decoder.close()
 
 
+def make_responses_stream(data: bytes) -> bytes:
+    """The same answer as ``data``'s chat chunks, as a Responses API stream.
+
+    One ``response.output_text.delta`` event per chat chunk, with the
+    ``event:`` line and ``sequence_number`` OpenAI sends, between the
+    events that open and close the message item and the response.
+    """
+    texts = [json.loads(frame[6:])["choices"][0]["delta"].get("content", "") for frame in
+             data.split(b"\n\n") if frame.startswith(b"data: {")]  # fmt: skip
+    item = {"id": "msg_bench", "type": "message", "role": "assistant", "status": "in_progress",
+            "content": []}  # fmt: skip
+    response = {"id": "resp_bench", "object": "response", "status": "in_progress",
+                "model": "gpt-4o-mini", "output": []}  # fmt: skip
+    events: List[Dict[str, Any]] = [
+        {"type": "response.created", "response": response},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+    ]
+    events += [
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_bench",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": text,
+        }
+        for text in texts
+        if text
+    ]
+    whole = "".join(texts)
+    part = {"type": "output_text", "text": whole, "annotations": []}
+    done_item = dict(item, status="completed", content=[part])
+    events += [
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {
+            "type": "response.completed",
+            "response": dict(response, status="completed", output=[done_item]),
+        },
+    ]
+    frames = []
+    for number, event in enumerate(events):
+        event["sequence_number"] = number
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        frames.append(f"event: {event['type']}\ndata: {body}\n\n".encode())
+    return b"".join(frames)
+
+
+def run_responses_pipeline(pieces: List[bytes]) -> str:
+    """The Responses streaming path: SSE, JSON, event values, accumulation."""
+    from rawchat.protocol.response_events import ResponseStreamDecoder
+
+    decoder = ResponseStreamDecoder()
+    for piece in pieces:
+        for _ in decoder.iter_feed(piece):
+            pass
+    return decoder.close().output_text
+
+
 PARSERS: Dict[str, Tuple[str, Callable[[List[bytes]], List[str]]]] = {
     "rawchat SSEParser": ("rawchat", parse_rawchat),
     "fast_sse.py (benchmark only)": ("fast_sse", parse_fast_sse),
@@ -200,6 +257,18 @@ def main() -> None:
         lambda: run_rawchat_pipeline(pieces), args.runs
     )
 
+    # The Responses API carries the same answer in named events: decoded per text delta.
+    answer = make_responses_stream(data)
+    answer_pieces = cut(answer)
+    chat_text = "".join(
+        json.loads(e)["choices"][0]["delta"].get("content", "")
+        for e in expected
+        if e.startswith("{")
+    )
+    if run_responses_pipeline(answer_pieces) != chat_text:
+        raise SystemExit("the Responses decoder assembled a different answer")
+    responses_seconds = median_seconds(lambda: run_responses_pipeline(answer_pieces), args.runs)
+
     base = seconds["sseclient-py"]
     print(f"{'parser':<32}{'MB/s':>8}{'us/event':>10}{'vs sseclient-py':>18}")
     for name, took in seconds.items():
@@ -207,6 +276,18 @@ def main() -> None:
             f"{name:<32}{megabytes / took:8.1f}{took / len(expected) * 1e6:10.2f}"
             f"{base / took:17.2f}x"
         )
+    chat = seconds["rawchat SSE+JSON+accumulate"]
+    print()
+    print(f"the same answer decoded whole: {len(expected):,} chat chunks, {len(answer):,} bytes as")
+    print("a Responses stream (one output_text.delta event per chunk)")
+    print(f"{'decoder':<32}{'MB/s':>8}{'us/delta':>10}")
+    print(
+        f"{'chat: ChatStreamDecoder':<32}{megabytes / chat:8.1f}{chat / len(expected) * 1e6:10.2f}"
+    )
+    print(
+        f"{'Responses: ResponseStreamDecoder':<32}{len(answer) / 1e6 / responses_seconds:8.1f}"
+        f"{responses_seconds / len(expected) * 1e6:10.2f}"
+    )
 
 
 if __name__ == "__main__":
