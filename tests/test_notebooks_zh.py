@@ -16,6 +16,7 @@ import difflib
 import re
 import sys
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 
@@ -32,12 +33,12 @@ def read(path: Path):
     return nbformat.read(str(path), as_version=4)
 
 
-def code_cells(notebook) -> list[tuple[int, str]]:
+def code_cells(notebook) -> List[Tuple[int, str]]:
     """The code cells as (cell number in the notebook, source)."""
     return [(n, cell.source) for n, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
 
 
-def code_drift(english_path: Path, chinese_path: Path) -> list[str]:
+def code_drift(english_path: Path, chinese_path: Path) -> List[str]:
     """What the twin must change to have the English notebook's code cells, one line each.
 
     Each English code cell the twin lacks or has changed is listed with the
@@ -77,7 +78,7 @@ def first_line(cell) -> str:
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
-def broken_links(text: str, base: Path) -> list[str]:
+def broken_links(text: str, base: Path) -> List[str]:
     """The relative link targets of a markdown text that do not exist under base."""
     targets = [t for t in LINK.findall(text) if "://" not in t]
     return [t for t in targets if not (base / t).exists()]

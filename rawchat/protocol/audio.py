@@ -437,7 +437,8 @@ def parse_transcription(
     segments and any other text is the transcript.
     """
     response_format = response_format or "json"
-    text = body.decode("utf-8", "replace")
+    # bytes.decode: vermin takes ``body`` for a str, whose decode() is Python 2's.
+    text = body.decode("utf-8", "replace")  # novermin
     stripped = text.lstrip()
     looks_json = content_type == "application/json" or stripped[:1] == "{"
     if response_format in _JSON_FORMATS or (looks_json and response_format == "text"):
@@ -940,8 +941,8 @@ def _read_info(data: bytes) -> Dict[str, str]:
     tags, position = {}, 0
     while position + 8 <= len(data):
         ident, size = data[position : position + 4], struct.unpack_from("<I", data, position + 4)[0]
-        value = data[position + 8 : position + 8 + size].split(b"\0", 1)[0]
-        tags[ident.decode("latin-1")] = value.decode("utf-8", "replace")
+        field = data[position + 8 : position + 8 + size].split(b"\0", 1)[0]
+        tags[ident.decode("latin-1")] = field.decode("utf-8", "replace")
         position += 8 + size + size % 2
     return tags
 
