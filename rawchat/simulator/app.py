@@ -9,7 +9,9 @@ events, the usage chunk with empty ``choices`` when
 /v1/responses``, plain or streamed as named events, ``GET`` and ``DELETE
 /v1/responses/{id}`` for the responses it stored; and the audio endpoints
 (``audio.py``): ``POST /v1/audio/speech``, ``/v1/audio/transcriptions``
-and ``/v1/audio/translations``. Fault scripts apply to all of their streams.
+and ``/v1/audio/translations``; and the Files and Batch APIs
+(``batches.py``): ``/v1/files`` and ``/v1/batches``, each batch line
+answered by the chat model. Fault scripts apply to all of their streams.
 Failures come back as OpenAI-shaped error bodies with the status codes
 OpenAI uses, so clients meet the real thing. ``GET /_rawchat/stats``
 reports the requests seen, per key fingerprint, so a test in any language
@@ -31,6 +33,7 @@ from ..protocol.http import Headers, fingerprint
 from ..protocol.ratelimit import TokenBucket
 from ..protocol.sse import encode_event
 from .audio import AudioAnswer, speak, transcribe
+from .batches import BATCHES_PATH, FILES_PATH, BatchAnswer, BatchesEndpoint
 from .faults import (
     HTML_PAGE,
     STATUS_FAULTS,
@@ -149,6 +152,8 @@ class SimulatorApp:
         self.requests_by_key: Dict[str, int] = {}
         #: The Responses API, with the responses stored for previous_response_id.
         self.responses = ResponsesEndpoint(self.models)
+        #: The Files and Batch APIs, their lines answered by the same model.
+        self.batches = BatchesEndpoint(self._batch_line)
 
     @property
     def request_count(self) -> int:
@@ -249,6 +254,11 @@ class SimulatorApp:
         path = request.path.split("?", 1)[0]
         if RESPONSES_PATH.match(path) or RESPONSE_PATH.match(path):
             return self._responses(request, path, number, faults, self._authenticate(key))
+        files, batches = FILES_PATH.match(path), BATCHES_PATH.match(path)
+        if files is not None or batches is not None:
+            return self._authenticate(key) or _batch_response(
+                self._files(request, files) if files else self._batch(request, batches)
+            )
         audio = _AUDIO_PATH.match(path)
         if audio is not None:
             if request.method != "POST":
@@ -340,6 +350,51 @@ class SimulatorApp:
                 created=int(self.clock()),
             )
         return _audio_response(answer, faults, self.chunk_interval)
+
+    def _files(self, request: SimRequest, match: Any) -> BatchAnswer:
+        file_id, content = match.group(1), match.group(2)
+        allowed = {
+            (False, False): ("GET", "POST"),
+            (True, False): ("GET", "DELETE"),
+            (True, True): ("GET",),
+        }[(file_id is not None, content is not None)]
+        if request.method not in allowed:
+            return BatchAnswer(405, _method_error(request))
+        if file_id is None:
+            if request.method == "GET":
+                return self.batches.list_files()
+            content_type = request.headers.get("content-type", "")
+            return self.batches.upload(request.body, content_type, self.clock())
+        if request.method == "DELETE":
+            return self.batches.delete_file(file_id)
+        return self.batches.file(file_id, content=content is not None)
+
+    def _batch(self, request: SimRequest, match: Any) -> BatchAnswer:
+        batch_id, cancel = match.group(1), match.group(2)
+        expected = "POST" if batch_id is None or cancel else "GET"
+        if request.method != expected and not (batch_id is None and request.method == "GET"):
+            return BatchAnswer(405, _method_error(request))
+        now = self.clock()
+        if batch_id is None:
+            if request.method == "GET":
+                return self.batches.list_batches(now)
+            return self.batches.create(request.body, now)
+        if cancel:
+            return self.batches.cancel(batch_id, now)
+        return self.batches.retrieve(batch_id, now)
+
+    def _batch_line(self, endpoint: str, body: Mapping[str, Any], number: int) -> Tuple[int, Any]:
+        """One batch line, answered as its endpoint answers a request (never streamed)."""
+        body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        if endpoint == "/v1/responses":
+            answer = self.responses.create(
+                body, response_id=f"resp_batch{number:06d}", created_at=int(self.clock())
+            )
+            return answer.status, answer.body
+        if endpoint != "/v1/chat/completions":
+            return 404, json.loads(error_response(404, f"{endpoint} is not simulated").body)
+        response = self._chat(_json(body), deployment=None, number=number, faults=())
+        return response.status, json.loads(response.body)
 
     def _authenticate(self, key: Optional[str]) -> Optional[SimResponse]:
         if not key:
@@ -436,6 +491,20 @@ _STREAM_HEADERS = (
 def _answer(answer: ResponsesAnswer) -> SimResponse:
     """A plain (not streamed) answer of the Responses API."""
     return SimResponse(answer.status, (("Content-Type", "application/json"),), _json(answer.body))
+
+
+def _batch_response(answer: BatchAnswer) -> SimResponse:
+    """A Files or Batch API answer: a JSON object, or a file's JSON lines."""
+    if answer.content is not None:
+        return SimResponse(answer.status, (("Content-Type", "application/jsonl"),), answer.content)
+    return SimResponse(answer.status, (("Content-Type", "application/json"),), _json(answer.body))
+
+
+def _method_error(request: SimRequest) -> Dict[str, Any]:
+    message = f"Method {request.method} not allowed on {request.path.split('?', 1)[0]}"
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    }
 
 
 def _audio_response(answer: AudioAnswer, faults: Tuple[Fault, ...], interval: float) -> SimResponse:
