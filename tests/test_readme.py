@@ -35,6 +35,7 @@ def test_the_readme_has_its_python_snippets():
         'conv = rawchat.Conversation(system="You are terse.", strategy=rawchat.Summarize())',
         'meter = rawchat.UsageMeter(budget_usd=5.00)  # or budget_tokens=..., on_budget="warn"',
         "import os",
+        "import asyncio",
     ]
 
 
@@ -51,8 +52,8 @@ def test_every_readme_snippet_runs_as_written(sim, monkeypatch, tmp_path, capsys
     for line, code in blocks:
         # Padded so that a traceback points at the README's own line.
         exec(compile("\n" * line + code, README, "exec"), namespace)
-    # The two streams and the offline chat print the simulator's answers.
-    assert capsys.readouterr().out.count("Hello from the rawchat simulator.") == 3
+    # The three streams and the offline chat print the simulator's answers.
+    assert capsys.readouterr().out.count("Hello from the rawchat simulator.") == 4
     assert namespace["done"].content.endswith('your last message was: "Draft the invoice email".')
     saved = rawchat.Conversation.load(str(tmp_path / "chat.json"))
     assert saved.threads == ["main", "billing"]

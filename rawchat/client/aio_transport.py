@@ -97,6 +97,8 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 _HIGH_WATER = 256 * 1024
 #: The most one inflate step may produce: a small gzip body can expand a thousandfold.
 _INFLATE_STEP = 64 * 1024
+#: What ``finish()`` reads past an answer's end, at most, waiting for the body's end.
+_FINISH_BYTES = 64 * 1024
 
 Verify = Union[bool, str, None]
 PoolKey = Tuple[str, str, int, Optional[str]]
@@ -326,35 +328,35 @@ class AsyncStreamingResponse:
         size = 0
         try:
             while not self._done:
-                events, self._events = self._events, []
-                if not events:
+                if not self._events:
                     with call.phase("body"):
-                        events = await call.more(self._connection, self._parser)
-                for event in events:
-                    if isinstance(event, EndOfMessage):
-                        pieces = self._inflater.flush() if self._inflater else iter(())
-                    else:
-                        assert isinstance(event, Data)
-                        pieces = (
-                            self._inflater.pieces(event.data)
-                            if self._inflater
-                            else iter((event.data,))
-                        )
-                    with call.phase("body"):
-                        for piece in pieces:
-                            size += len(piece)
-                            if self._inflater and size > MAX_BODY_BYTES:
-                                raise InvalidResponseError(
-                                    f"the inflated response body from {self.url} passed "
-                                    f"{MAX_BODY_BYTES} bytes",
-                                    status_code=self.status_code,
-                                    hint="no chat answer is that large; is the base URL right?",
-                                )
-                            if exchange is not None:
-                                exchange.body(piece)
-                            yield piece
-                    if isinstance(event, EndOfMessage):
-                        self._finish()
+                        self._events = await call.more(self._connection, self._parser)
+                    continue
+                # Events not handed over yet stay on the response, where
+                # finish() can see whether the body has already ended.
+                event = self._events.pop(0)
+                if isinstance(event, EndOfMessage):
+                    pieces = self._inflater.flush() if self._inflater else iter(())
+                else:
+                    assert isinstance(event, Data)
+                    pieces = (
+                        self._inflater.pieces(event.data) if self._inflater else iter((event.data,))
+                    )
+                with call.phase("body"):
+                    for piece in pieces:
+                        size += len(piece)
+                        if self._inflater and size > MAX_BODY_BYTES:
+                            raise InvalidResponseError(
+                                f"the inflated response body from {self.url} passed "
+                                f"{MAX_BODY_BYTES} bytes",
+                                status_code=self.status_code,
+                                hint="no chat answer is that large; is the base URL right?",
+                            )
+                        if exchange is not None:
+                            exchange.body(piece)
+                        yield piece
+                if isinstance(event, EndOfMessage):
+                    self._finish()
         except BaseException as exc:
             self._abandon()
             if exchange is not None and isinstance(exc, RawchatError):
@@ -380,6 +382,39 @@ class AsyncStreamingResponse:
             await body.aclose()  # type: ignore[attr-defined]
             await self.aclose()
         return b"".join(pieces)
+
+    async def finish(self, grace: float = 0.1) -> None:
+        """Release the connection of an answer already known to be complete.
+
+        At ``data: [DONE]`` a chat stream is over, but the body's own end
+        (the last chunk, ``0\r\n\r\n``) may still be on its way or, from a
+        server that holds the connection open, never come. What is left is
+        read for at most ``grace`` seconds and 64 KiB: if the body ends, the
+        connection goes back to the pool for the next request; if not, it is
+        closed (as the ``requests`` transport's ``finish()`` does).
+        """
+        connection = self._connection
+        ended = any(isinstance(event, EndOfMessage) for event in self._events)
+        if connection is not None and not ended:
+            give_up = self._call.transport.now() + grace
+            left = _FINISH_BYTES
+            try:
+                while not ended and left > 0:
+                    wait = give_up - self._call.transport.now()
+                    if wait <= 0:
+                        break
+                    data = await connection.read(wait)
+                    events = self._parser.feed(data) if data else self._parser.end_of_stream()
+                    ended = any(isinstance(event, EndOfMessage) for event in events)
+                    left -= len(data)
+                    if not data:
+                        break
+            except (asyncio.TimeoutError, OSError, MalformedResponseError):
+                pass  # slow or broken: the connection is not worth keeping
+        if ended and connection is not None:
+            self._finish()
+        else:
+            await self.aclose()
 
     async def aclose(self) -> None:
         """Release the connection; a body not read to its end closes it."""
@@ -824,6 +859,8 @@ class _Inflater:
         # "deflate" should be zlib-wrapped (RFC 9110 8.4.1.2); some servers send
         # it raw. Until output appears, keep the input to try again raw.
         self._seen: Optional[bytes] = None if self._gzip else b""
+        self._over = False  # after the last gzip member: what follows is ignored
+        self._members = 0  # gzip members inflated to their end
 
     @classmethod
     def of(cls, response: Headers, request: Headers) -> Optional[_Inflater]:
@@ -834,9 +871,14 @@ class _Inflater:
         return cls(coding) if coding in ("gzip", "x-gzip", "deflate") else None
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
+        if self._over:
+            return
         try:
             out = self._decoder.decompress(data, _INFLATE_STEP)
         except zlib.error:
+            if self._members:  # not another member after all
+                self._over = True
+                return
             if self._seen is None:
                 raise
             self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -847,8 +889,25 @@ class _Inflater:
         while out:
             yield out
             out = self._decoder.decompress(self._decoder.unconsumed_tail, _INFLATE_STEP)
+        # RFC 1952 section 2.2: gzip members one after another are one body;
+        # bytes after a member that are not another member are ignored, as
+        # urllib3 does.
+        while self._gzip and self._decoder.eof and self._decoder.unused_data:
+            rest = self._decoder.unused_data
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._members += 1
+            try:
+                out = self._decoder.decompress(rest, _INFLATE_STEP)
+            except zlib.error:
+                self._over = True
+                return
+            while out:
+                yield out
+                out = self._decoder.decompress(self._decoder.unconsumed_tail, _INFLATE_STEP)
 
     def flush(self) -> Iterator[bytes]:
+        if self._over:
+            return
         out = self._decoder.flush()
         if out:
             yield out

@@ -24,13 +24,21 @@ Around every attempt, in this order::
 Each policy is optional and keeps its own state; it is told the time.
 Fallbacks and the cache are not here: they wrap this loop
 (``policies/fallback.py``).
+
+The loop is written once, as steps that do no I/O and never sleep
+(``_begin``, ``_sending``, ``_answered``, ``_ended``, ``_failed``): each
+returns what to wait for or what happened. Two small drivers run them, as
+h11 is driven by blocking and by asyncio code alike: ``send()`` and
+``open_stream()`` sleep with ``Clock.sleep`` and call a ``Transport``;
+``send_async()`` and ``open_stream_async()`` await ``Clock.asleep`` and an
+``AsyncTransport`` (``aio_transport.py``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 from ..errors import APIConnectionError, APIError, APIStatusError, APITimeoutError
 from ..policies import Policies
@@ -43,6 +51,9 @@ from ..protocol.retry import Decision, RetryPolicy
 from ..protocol.settings import Settings, Timeout
 from .clock import Clock, Deadline
 from .transport import StreamingResponse, Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .aio_transport import AsyncStreamingResponse, AsyncTransport
 
 __all__ = ["Call", "Endpoint"]
 
@@ -58,8 +69,21 @@ class Endpoint:
     """
 
     settings: Settings
-    transport: Transport
+    transport: Union[Transport, AsyncTransport]
     policies: Policies
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt on its way: its number, the request as sent (with its
+    key), the key it took from the pool, when it began, and how long pacing
+    asks it to wait before sending."""
+
+    number: int
+    request: HTTPRequest
+    pooled: Optional[PooledKey]
+    began: float
+    wait: float
 
 
 class Call:
@@ -100,13 +124,18 @@ class Call:
         self.key_label = ""
         self.errors = errors
 
+    def time_left(self) -> Optional[float]:
+        return self.deadline.left(self.clock.monotonic())
+
+    # -- the blocking driver ------------------------------------------------
+
     def send(self) -> HTTPResponse:
         """Attempts until a 2xx response is read whole, or the policy gives up."""
         while True:
             outcome = self._attempt(stream=False)
-            if isinstance(outcome, HTTPResponse):
+            if not isinstance(outcome, APIError):
                 return outcome
-            self._after_failure(outcome)
+            self._wait(self._failed(outcome))
 
     def open_stream(self, failure: Optional[APIError] = None) -> StreamingResponse:
         """Attempts until a 2xx response's headers are in; the body is left unread.
@@ -115,20 +144,86 @@ class Call:
         before any content was handed over: it counts as a failed attempt.
         """
         if failure is not None:
-            self._after_failure(failure)
+            self._wait(self._failed(failure))
         while True:
             outcome = self._attempt(stream=True)
-            if isinstance(outcome, StreamingResponse):
+            if not isinstance(outcome, APIError):
                 return outcome
-            self._after_failure(outcome)
+            self._wait(self._failed(outcome))
 
-    def time_left(self) -> Optional[float]:
-        return self.deadline.left(self.clock.monotonic())
-
-    # -- one attempt ------------------------------------------------------
-
-    def _attempt(self, stream: bool) -> Union[HTTPResponse, StreamingResponse, APIError]:
+    def _attempt(self, stream: bool) -> Any:
         """One request: a 2xx response, or the error it ended in (not raised)."""
+        attempt = self._begin()
+        self._wait(attempt.wait)
+        status: Optional[int] = None
+        headers: Any = {}
+        try:
+            transport: Any = self.endpoint.transport
+            source = transport.open(
+                attempt.request, self._sending(attempt), deadline=self.deadline.at
+            )
+            status, headers = source.status_code, source.headers
+            if status < 300 and stream:
+                result = source
+            else:
+                body = source.read(deadline=self.deadline.at, clock=self.clock.monotonic)
+                result = self._answered(attempt, source, body)
+        except APIConnectionError as exc:
+            status, result = None, exc
+        return self._ended(attempt, status, headers, result)
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.clock.sleep(seconds)
+
+    # -- the asyncio driver -------------------------------------------------
+
+    async def send_async(self) -> HTTPResponse:
+        """``send()`` on the event loop."""
+        while True:
+            outcome = await self._attempt_async(stream=False)
+            if not isinstance(outcome, APIError):
+                return outcome
+            await self._wait_async(self._failed(outcome))
+
+    async def open_stream_async(self, failure: Optional[APIError] = None) -> AsyncStreamingResponse:
+        """``open_stream()`` on the event loop."""
+        if failure is not None:
+            await self._wait_async(self._failed(failure))
+        while True:
+            outcome = await self._attempt_async(stream=True)
+            if not isinstance(outcome, APIError):
+                return outcome
+            await self._wait_async(self._failed(outcome))
+
+    async def _attempt_async(self, stream: bool) -> Any:
+        attempt = self._begin()
+        await self._wait_async(attempt.wait)
+        status: Optional[int] = None
+        headers: Any = {}
+        try:
+            transport: Any = self.endpoint.transport
+            source = await transport.open(
+                attempt.request, self._sending(attempt), deadline=self.deadline.at
+            )
+            status, headers = source.status_code, source.headers
+            if status < 300 and stream:
+                result = source
+            else:
+                body = await source.read()  # the transport holds it to the deadline
+                result = self._answered(attempt, source, body)
+        except APIConnectionError as exc:
+            status, result = None, exc
+        return self._ended(attempt, status, headers, result)
+
+    async def _wait_async(self, seconds: float) -> None:
+        if seconds > 0:
+            await self.clock.asleep(seconds)
+
+    # -- the steps of one attempt: no I/O, no sleeping ----------------------
+
+    def _begin(self) -> _Attempt:
+        """The breaker, a key, then a pacing slot: what to send, after how long a wait."""
         settings, policies, clock = self.endpoint.settings, self.endpoint.policies, self.clock
         now = clock.monotonic()
         if policies.breaker is not None:
@@ -140,35 +235,33 @@ class Call:
             self.key_label = pooled.fingerprint
         else:
             self.key_label = fingerprint(settings.api_key) if settings.api_key else ""
+        wait = 0.0
         if policies.pacer is not None:
             wait = policies.pacer.reserve(
                 self.key_label, self.tokens, now, time_left=self.time_left()
             )
-            if wait > 0:
-                clock.sleep(wait)
-        attempt = self.retries + 1
-        self._emit("request", request, attempt=attempt, key=self.key_label)
-        log.debug("%s %s (attempt %d)", request.method, redact_url(request.url), attempt)
-        status: Optional[int] = None
-        result: Union[HTTPResponse, StreamingResponse, APIError]
-        headers: Any = {}
-        try:
-            source = self.endpoint.transport.open(
-                request, self._timeout(), deadline=self.deadline.at
-            )
-            status, headers = source.status_code, source.headers
-            if status < 300 and stream:
-                result = source
-            else:
-                body = source.read(deadline=self.deadline.at, clock=clock.monotonic)
-                response = source.response(body, clock.monotonic() - source.started)
-                result = response if status < 300 else self._error(response, pooled)
-        except APIConnectionError as exc:
-            status, result = None, exc
-        self._settle(pooled, status, headers, result)
+        return _Attempt(self.retries + 1, request, pooled, now, wait)
+
+    def _sending(self, attempt: _Attempt) -> Timeout:
+        """The attempt is going out now: say so; its timeouts, cut to the deadline."""
+        request = attempt.request
+        self._emit("request", request, attempt=attempt.number, key=self.key_label)
+        log.debug("%s %s (attempt %d)", request.method, redact_url(request.url), attempt.number)
+        return self._timeout()
+
+    def _answered(
+        self, attempt: _Attempt, source: Any, body: bytes
+    ) -> Union[HTTPResponse, APIStatusError]:
+        """A response read whole: the response if 2xx, else its typed error."""
+        response = source.response(body, self.clock.monotonic() - source.started)
+        return response if response.status_code < 300 else self._error(response, attempt.pooled)
+
+    def _ended(self, attempt: _Attempt, status: Optional[int], headers: Any, result: Any) -> Any:
+        """Tell each policy and the hooks how the attempt went; ``result`` passes through."""
+        self._settle(attempt.pooled, status, headers, result)
         self._emit(
-            "response", request, attempt=attempt, key=self.key_label, status=status,
-            elapsed=clock.monotonic() - now,
+            "response", attempt.request, attempt=attempt.number, key=self.key_label,
+            status=status, elapsed=self.clock.monotonic() - attempt.began,
             error=result if isinstance(result, APIError) else None,
         )  # fmt: skip
         return result
@@ -245,8 +338,8 @@ class Call:
             return Decision(False, reason="the retry budget is spent: most recent calls failed")
         return decision
 
-    def _after_failure(self, error: APIError) -> None:
-        """Sleep before the next attempt, or raise ``error`` with its history."""
+    def _failed(self, error: APIError) -> float:
+        """How long to wait before the next attempt; or raise ``error`` with its history."""
         decision = self._decide(error)
         status = error.status_code if isinstance(error, APIStatusError) else None
         what = f"{status}" if status is not None else type(error).__name__
@@ -269,9 +362,8 @@ class Call:
         )  # fmt: skip
         self._emit("retry", self.request, attempt=attempt, status=status, error=error,
                    delay=decision.delay, detail=decision.reason)  # fmt: skip
-        if decision.delay:
-            self.clock.sleep(decision.delay)
         self.retries += 1
+        return decision.delay
 
     def _emit(self, kind: str, request: HTTPRequest, **fields: Any) -> None:
         hooks = self.endpoint.policies.hooks

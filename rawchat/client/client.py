@@ -33,6 +33,11 @@ any content reached the caller goes back through its attempt loop and its
 route. A ``Client`` is safe to share across threads: one pooled
 ``requests.Session``, and every policy keeps its state behind a lock.
 
+``BaseClient`` is all of that but the waiting: the settings, the policies,
+the route, request building, the attempt loop's ``Call`` and the usage
+accounting, written once. ``Client`` drives it with blocking I/O;
+``AsyncClient`` (``aio.py``) drives the same steps on an event loop.
+
 Time and chance come in as one ``Clock`` (``clock.py``), so tests run whole
 retry schedules without waiting.
 """
@@ -88,56 +93,45 @@ from .transport import Transport
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
-__all__ = ["Client"]
+__all__ = ["BaseClient", "Client"]
 
 #: An answer of either API: what accounting and routes handle alike.
 Answer = TypeVar("Answer", Completion, Response)
+#: A stream handle of either kind, blocking or asyncio.
+Handle = TypeVar("Handle")
 #: How a failed response becomes a typed error.
 ErrorMapping = Callable[[HTTPResponse, ErrorContext], Any]
 
 
-class Client:
-    """A Chat Completions client for OpenAI and compatible servers.
+class BaseClient:
+    """What ``Client`` and ``AsyncClient`` share: everything but the I/O.
 
-    ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
-    ``OPENAI_BASE_URL`` (or a ``profile``'s variables, see
-    ``protocol/settings.py``). ``timeout`` is seconds, ``(connect, read)`` or
-    a ``Timeout``; ``read`` is the longest silence allowed between two
-    reads. ``deadline`` bounds a whole call, retries, waits and fallbacks
-    included. ``max_retries`` makes the ``RetryPolicy`` unless ``policies``
-    brings one; ``chat()`` and ``stream()`` take ``retry=`` to use another
-    for one call. Pass ``session`` to use your own ``requests.Session``
-    (proxies, certificates, adapters), and ``trace`` to see every exchange on
-    the wire (``rawchat.client.trace``).
-
-    ``policies`` (``rawchat.policies.Policies``) holds the rest, each
-    optional: retry, a key pool, pacing, a breaker, a retry budget,
-    fallbacks, a response cache, hooks, a usage meter. ``clock`` (a
-    ``Clock``) is how the client sleeps, tells time and draws jitter.
+    It resolves the settings and policies, builds each endpoint on the
+    transport ``transport(clock)`` makes, and for every method builds the
+    request, the route of fallbacks and the ``Call``, and accounts for the
+    usage reported. The subclasses only send and wait.
     """
 
     def __init__(
         self,
-        api_key: Optional[str] = None,
-        base_url: Optional[str] = None,
+        api_key: Optional[str],
+        base_url: Optional[str],
         *,
-        profile: Optional[str] = None,
-        model: Optional[str] = None,
-        organization: Optional[str] = None,
-        project: Optional[str] = None,
-        api_version: Optional[str] = None,
-        default_headers: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
-        max_retries: int = 2,
-        deadline: Optional[float] = None,
-        pool_maxsize: int = 10,
-        session: Any = None,
-        trace: Optional[Trace] = None,
-        policies: Optional[Policies] = None,
-        clock: Optional[Clock] = None,
-        **removed: Any,
+        transport: Callable[[Clock], Any],
+        profile: Optional[str],
+        model: Optional[str],
+        organization: Optional[str],
+        project: Optional[str],
+        api_version: Optional[str],
+        default_headers: Optional[Mapping[str, str]],
+        timeout: TimeoutLike,
+        max_retries: int,
+        deadline: Optional[float],
+        policies: Optional[Policies],
+        clock: Optional[Clock],
+        removed: Mapping[str, Any],
     ) -> None:
-        _refuse_removed(removed, clock)
+        _refuse_removed(type(self).__name__, removed, clock)
         if policies is not None and not isinstance(policies, Policies):
             raise ConfigError(
                 f"policies must be a Policies value, got {type(policies).__name__}",
@@ -157,9 +151,7 @@ class Client:
         #: Per-model correction of token estimates, from the usage servers report.
         self.calibration = Calibration()
         self._calibration_lock = threading.Lock()
-        self.transport = Transport(
-            session, pool_maxsize=pool_maxsize, clock=self.clock.monotonic, trace=trace
-        )
+        self.transport = transport(self.clock)
         self.endpoint = Endpoint(self.settings, self.transport, self.policies)
         self._fallbacks: List[Tuple[Endpoint, Optional[str]]] = [
             (self._fallback_endpoint(fallback, timeout), fallback.model)
@@ -182,37 +174,23 @@ class Client:
 
     def __repr__(self) -> str:
         key = fingerprint(self.settings.api_key) if self.settings.api_key else None
-        return f"Client(base_url={self.settings.base_url!r}, api_key={key!r})"
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, api_key={key!r})"
 
-    def __enter__(self) -> Client:
-        return self
+    def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
+        """Estimated prompt tokens, corrected by what this model's usage has shown."""
+        count = estimate_messages(messages, tools=tools, model=model)
+        return self.calibration.correct(model, count)
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+    # -- each method's call, built (no I/O) ----------------------------------
 
-    def close(self) -> None:
-        """Close pooled connections (only of a Session the client created)."""
-        self.transport.close()
-
-    # -- the API ----------------------------------------------------------
-
-    def chat(
+    def _chat(
         self,
         messages: Sequence[Any],
-        *,
-        model: Optional[str] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        retry: Optional[RetryPolicy] = None,
-        **params: Any,
-    ) -> Completion:
-        """Send ``messages`` and return the whole answer as a ``Completion``.
-
-        ``params`` go into the request body as given: ``temperature``,
-        ``max_tokens``, ``tools``, ``response_format``, ``n``...
-        ``extra_headers`` are sent with this request only. ``retry`` replaces
-        the client's ``RetryPolicy`` for this call, fallbacks included (e.g.
-        ``RetryPolicy(resend=False)`` for a request that must not run twice).
-        """
+        model: Optional[str],
+        extra_headers: Optional[Mapping[str, str]],
+        retry: Optional[RetryPolicy],
+        params: Dict[str, Any],
+    ) -> _WholeCall:
         if "stream" in params or "include_usage" in params:
             raise InvalidRequestError(
                 "chat() returns a whole answer; 'stream' is not one of its parameters",
@@ -220,42 +198,55 @@ class Client:
             )
         retry = _checked_retry(retry)
         route = self._route(model or self.settings.model, messages, params)
-        deadline = self.clock.deadline(self.deadline)
 
-        def ask(target: Target[Endpoint]) -> Completion:
-            request = build_chat_request(
+        def request_for(target: Target[Endpoint]) -> HTTPRequest:
+            return build_chat_request(
                 target.endpoint.settings, messages, model=target.model,
                 extra_headers=extra_headers, **params,
             )  # fmt: skip
-            call, estimate = self._call(target, request, deadline, params, retry)
-            completion = completion_from_response(call.send())
-            if call.retries:
-                completion = replace(completion, retries_taken=call.retries)
-            return self._account(call, estimate, completion)
 
-        return route.answered(route.run(ask, parse_completion))
+        return _WholeCall(
+            self, route, request_for, params, retry, error_from_response,
+            completion_from_response, parse_completion,
+        )  # fmt: skip
 
-    def stream(
+    def _respond(
+        self,
+        input: Union[str, Sequence[Any]],
+        model: Optional[str],
+        extra_headers: Optional[Mapping[str, str]],
+        retry: Optional[RetryPolicy],
+        params: Dict[str, Any],
+    ) -> _WholeCall:
+        if "stream" in params:
+            raise InvalidRequestError(
+                "respond() returns a whole answer; 'stream' is not one of its parameters",
+                hint="call client.respond_stream(...) for a streamed answer",
+            )
+        retry = _checked_retry(retry)
+        route = self._route(model or self.settings.model, _as_items(input), params, cache=False)
+
+        def request_for(target: Target[Endpoint]) -> HTTPRequest:
+            return build_responses_request(
+                target.endpoint.settings, input, model=target.model,
+                extra_headers=extra_headers, **params,
+            )  # fmt: skip
+
+        return _WholeCall(
+            self, route, request_for, params, retry, responses_error, response_from_http,
+            _not_cached,
+        )  # fmt: skip
+
+    def _chat_stream(
         self,
         messages: Sequence[Any],
-        *,
-        model: Optional[str] = None,
-        include_usage: bool = True,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        on_complete: Optional[Callable[[Completion], None]] = None,
-        retry: Optional[RetryPolicy] = None,
-        **params: Any,
-    ) -> Stream:
-        """Send ``messages`` with ``stream: true``; returns a ``Stream``.
-
-        The request goes out when the ``with`` block is entered (or on first
-        iteration); bad messages are refused at once. ``include_usage=False``
-        stops asking for the final usage chunk, for servers that reject
-        ``stream_options``. ``on_complete`` is called with the ``Completion``
-        once the stream has ended properly. Fallbacks are tried while no
-        content has reached the caller. ``retry`` replaces the client's
-        ``RetryPolicy`` for this call, as in ``chat()``.
-        """
+        model: Optional[str],
+        include_usage: bool,
+        extra_headers: Optional[Mapping[str, str]],
+        on_complete: Optional[Callable[[Completion], Any]],
+        retry: Optional[RetryPolicy],
+        params: Dict[str, Any],
+    ) -> _StreamOpening:
         retry = _checked_retry(retry)
 
         def request_for(target: Target[Endpoint]) -> HTTPRequest:
@@ -265,73 +256,17 @@ class Client:
             )  # fmt: skip
 
         route = self._route(model or self.settings.model, messages, params)
-        deadline = self.clock.deadline(self.deadline)
-        opening = _StreamOpening(self, route, request_for, deadline, params, on_complete, retry)
-        return Stream(
-            opening.open, clock=self.clock.monotonic, deadline=deadline.at,
-            on_complete=opening.finished,
-        )  # fmt: skip
+        return _StreamOpening(self, route, request_for, params, on_complete, retry)
 
-    def respond(
+    def _respond_stream(
         self,
         input: Union[str, Sequence[Any]],
-        *,
-        model: Optional[str] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        retry: Optional[RetryPolicy] = None,
-        **params: Any,
-    ) -> Response:
-        """``POST /responses``: send ``input`` (a string, or a list of input
-        items) and return the whole answer as a ``Response``.
-
-        ``params`` go into the body as given: ``instructions``, ``tools``,
-        ``max_output_tokens``, ``previous_response_id``, ``store``,
-        ``include``, ``text``, ``reasoning``... ``extra_headers`` and
-        ``retry`` are as in ``chat()``. Fallbacks apply; the response cache
-        does not (a stored response is the server's to keep).
-        """
-        if "stream" in params:
-            raise InvalidRequestError(
-                "respond() returns a whole answer; 'stream' is not one of its parameters",
-                hint="call client.respond_stream(...) for a streamed answer",
-            )
-        retry = _checked_retry(retry)
-        route = self._route(model or self.settings.model, _as_items(input), params, cache=False)
-        deadline = self.clock.deadline(self.deadline)
-
-        def ask(target: Target[Endpoint]) -> Response:
-            request = build_responses_request(
-                target.endpoint.settings, input, model=target.model,
-                extra_headers=extra_headers, **params,
-            )  # fmt: skip
-            call, estimate = self._call(
-                target, request, deadline, params, retry, errors=responses_error
-            )
-            response = response_from_http(call.send())
-            if call.retries:
-                response = replace(response, retries_taken=call.retries)
-            return self._account(call, estimate, response)
-
-        return route.answered(route.run(ask, _not_cached))  # type: ignore[arg-type,return-value]
-
-    def respond_stream(
-        self,
-        input: Union[str, Sequence[Any]],
-        *,
-        model: Optional[str] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        on_complete: Optional[Callable[[Response], None]] = None,
-        retry: Optional[RetryPolicy] = None,
-        **params: Any,
-    ) -> ResponseStream:
-        """``POST /responses`` with ``stream: true``; returns a ``ResponseStream``.
-
-        As ``stream()`` for chat: the request goes out when the ``with``
-        block is entered, bad input is refused at once, and the stream is
-        tried again (then on the fallbacks) only while no content has
-        reached the caller. ``on_complete`` is called with the ``Response``
-        once the stream reached its terminal event.
-        """
+        model: Optional[str],
+        extra_headers: Optional[Mapping[str, str]],
+        on_complete: Optional[Callable[[Response], Any]],
+        retry: Optional[RetryPolicy],
+        params: Dict[str, Any],
+    ) -> _StreamOpening:
         retry = _checked_retry(retry)
 
         def request_for(target: Target[Endpoint]) -> HTTPRequest:
@@ -341,29 +276,10 @@ class Client:
             )  # fmt: skip
 
         route = self._route(model or self.settings.model, _as_items(input), params, cache=False)
-        deadline = self.clock.deadline(self.deadline)
-        opening = _StreamOpening(
-            self, route, request_for, deadline, params, on_complete, retry, responses_error
-        )
-        return ResponseStream(
-            opening.open, clock=self.clock.monotonic, deadline=deadline.at,
-            on_complete=opening.finished,
-        )  # fmt: skip
+        return _StreamOpening(self, route, request_for, params, on_complete, retry, responses_error)
 
-    def retrieve_response(self, response_id: str) -> Response:
-        """``GET /responses/{id}``: a stored response (made with ``store`` not false)."""
-        response = self._stored("GET", response_id)
-        return response_from_http(response)
-
-    def delete_response(self, response_id: str) -> Dict[str, Any]:
-        """``DELETE /responses/{id}``: forget a stored response; returns the
-        server's confirmation (``{"id", "object", "deleted": true}`` on OpenAI)."""
-        data = self._stored("DELETE", response_id).json()
-        if not isinstance(data, dict):
-            raise InvalidResponseError("DELETE /responses did not return an object", body=data)
-        return data
-
-    def _stored(self, method: str, response_id: str) -> HTTPResponse:
+    def _stored(self, method: str, response_id: str) -> Call:
+        """``GET`` or ``DELETE /responses/{id}``."""
         if not isinstance(response_id, str) or not response_id.strip():
             raise InvalidRequestError(
                 f"a response id is a string such as 'resp_...', got {response_id!r}",
@@ -371,37 +287,17 @@ class Client:
             )
         request = build_request(self.settings, method, f"/responses/{quote(response_id, safe='')}")
         deadline = self.clock.deadline(self.deadline)
-        call = Call(
+        return Call(
             self.endpoint, request, clock=self.clock, deadline=deadline, errors=responses_error
         )
-        return call.send()
 
-    def models(self) -> List[Dict[str, Any]]:
-        """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""
-        response = self.request("GET", "/models")
-        data = response.json()
-        models = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(models, list):
-            raise InvalidResponseError("GET /models did not return a list under 'data'", body=data)
-        return [m if isinstance(m, dict) else {"id": str(m)} for m in models]
-
-    def request(self, method: str, path: str, json: Any = None) -> HTTPResponse:
-        """Any other endpoint, with the same auth, retries and errors.
-
-        ``path`` is relative to the base URL (``"/embeddings"``); ``json`` is
-        the body. Returns the whole ``HTTPResponse``; 4xx/5xx raise.
-        """
+    def _any(self, method: str, path: str, json: Any = None) -> Call:
+        """Any other endpoint: ``path`` relative to the base URL, ``json`` the body."""
         request = build_request(self.settings, method, path, json)
         deadline = self.clock.deadline(self.deadline)
-        return Call(self.endpoint, request, clock=self.clock, deadline=deadline).send()
-
-    def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
-        """Estimated prompt tokens, corrected by what this model's usage has shown."""
-        count = estimate_messages(messages, tools=tools, model=model)
-        return self.calibration.correct(model, count)
+        return Call(self.endpoint, request, clock=self.clock, deadline=deadline)
 
     # -- around the attempt loop -------------------------------------------
-
     def _route(
         self,
         model: str,
@@ -473,6 +369,230 @@ class Client:
         return completion
 
 
+class Client(BaseClient):
+    """A Chat Completions client for OpenAI and compatible servers.
+
+    ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
+    ``OPENAI_BASE_URL`` (or a ``profile``'s variables, see
+    ``protocol/settings.py``). ``timeout`` is seconds, ``(connect, read)`` or
+    a ``Timeout``; ``read`` is the longest silence allowed between two
+    reads. ``deadline`` bounds a whole call, retries, waits and fallbacks
+    included. ``max_retries`` makes the ``RetryPolicy`` unless ``policies``
+    brings one; ``chat()`` and ``stream()`` take ``retry=`` to use another
+    for one call. Pass ``session`` to use your own ``requests.Session``
+    (proxies, certificates, adapters), and ``trace`` to see every exchange on
+    the wire (``rawchat.client.trace``).
+
+    ``policies`` (``rawchat.policies.Policies``) holds the rest, each
+    optional: retry, a key pool, pacing, a breaker, a retry budget,
+    fallbacks, a response cache, hooks, a usage meter. ``clock`` (a
+    ``Clock``) is how the client sleeps, tells time and draws jitter.
+    """
+
+    transport: Transport
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        profile: Optional[str] = None,
+        model: Optional[str] = None,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
+        api_version: Optional[str] = None,
+        default_headers: Optional[Mapping[str, str]] = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        deadline: Optional[float] = None,
+        pool_maxsize: int = 10,
+        session: Any = None,
+        trace: Optional[Trace] = None,
+        policies: Optional[Policies] = None,
+        clock: Optional[Clock] = None,
+        **removed: Any,
+    ) -> None:
+        super().__init__(
+            api_key, base_url, profile=profile, model=model, organization=organization,
+            project=project, api_version=api_version, default_headers=default_headers,
+            timeout=timeout, max_retries=max_retries, deadline=deadline, policies=policies,
+            clock=clock, removed=removed,
+            transport=lambda clock: Transport(
+                session, pool_maxsize=pool_maxsize, clock=clock.monotonic, trace=trace
+            ),
+        )  # fmt: skip
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections (only of a Session the client created)."""
+        self.transport.close()
+
+    # -- the API ----------------------------------------------------------
+
+    def chat(
+        self,
+        messages: Sequence[Any],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Completion:
+        """Send ``messages`` and return the whole answer as a ``Completion``.
+
+        ``params`` go into the request body as given: ``temperature``,
+        ``max_tokens``, ``tools``, ``response_format``, ``n``...
+        ``extra_headers`` are sent with this request only. ``retry`` replaces
+        the client's ``RetryPolicy`` for this call, fallbacks included (e.g.
+        ``RetryPolicy(resend=False)`` for a request that must not run twice).
+        """
+        return self._whole(self._chat(messages, model, extra_headers, retry, params))  # type: ignore[no-any-return]
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        model: Optional[str] = None,
+        include_usage: bool = True,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        on_complete: Optional[Callable[[Completion], None]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Stream:
+        """Send ``messages`` with ``stream: true``; returns a ``Stream``.
+
+        The request goes out when the ``with`` block is entered (or on first
+        iteration); bad messages are refused at once. ``include_usage=False``
+        stops asking for the final usage chunk, for servers that reject
+        ``stream_options``. ``on_complete`` is called with the ``Completion``
+        once the stream has ended properly. Fallbacks are tried while no
+        content has reached the caller. ``retry`` replaces the client's
+        ``RetryPolicy`` for this call, as in ``chat()``.
+        """
+        opening = self._chat_stream(
+            messages, model, include_usage, extra_headers, on_complete, retry, params
+        )
+        return opening.handle(Stream, opening.open)
+
+    def respond(
+        self,
+        input: Union[str, Sequence[Any]],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Response:
+        """``POST /responses``: send ``input`` (a string, or a list of input
+        items) and return the whole answer as a ``Response``.
+
+        ``params`` go into the body as given: ``instructions``, ``tools``,
+        ``max_output_tokens``, ``previous_response_id``, ``store``,
+        ``include``, ``text``, ``reasoning``... ``extra_headers`` and
+        ``retry`` are as in ``chat()``. Fallbacks apply; the response cache
+        does not (a stored response is the server's to keep).
+        """
+        return self._whole(self._respond(input, model, extra_headers, retry, params))  # type: ignore[no-any-return]
+
+    def respond_stream(
+        self,
+        input: Union[str, Sequence[Any]],
+        *,
+        model: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        on_complete: Optional[Callable[[Response], None]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> ResponseStream:
+        """``POST /responses`` with ``stream: true``; returns a ``ResponseStream``.
+
+        As ``stream()`` for chat: the request goes out when the ``with``
+        block is entered, bad input is refused at once, and the stream is
+        tried again (then on the fallbacks) only while no content has
+        reached the caller. ``on_complete`` is called with the ``Response``
+        once the stream reached its terminal event.
+        """
+        opening = self._respond_stream(input, model, extra_headers, on_complete, retry, params)
+        return opening.handle(ResponseStream, opening.open)
+
+    def retrieve_response(self, response_id: str) -> Response:
+        """``GET /responses/{id}``: a stored response (made with ``store`` not false)."""
+        return response_from_http(self._stored("GET", response_id).send())
+
+    def delete_response(self, response_id: str) -> Dict[str, Any]:
+        """``DELETE /responses/{id}``: forget a stored response; returns the
+        server's confirmation (``{"id", "object", "deleted": true}`` on OpenAI)."""
+        return _deleted(self._stored("DELETE", response_id).send())
+
+    def models(self) -> List[Dict[str, Any]]:
+        """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""
+        return _models_of(self.request("GET", "/models"))
+
+    def request(self, method: str, path: str, json: Any = None) -> HTTPResponse:
+        """Any other endpoint, with the same auth, retries and errors.
+
+        ``path`` is relative to the base URL (``"/embeddings"``); ``json`` is
+        the body. Returns the whole ``HTTPResponse``; 4xx/5xx raise.
+        """
+        return self._any(method, path, json).send()
+
+    def _whole(self, whole: _WholeCall) -> Any:
+        """Each target of the route in turn, until one answers whole."""
+
+        def ask(target: Target[Endpoint]) -> Any:
+            call, estimate = whole.call(target)
+            return whole.answer(call, estimate, call.send())
+
+        return whole.route.answered(whole.route.run(ask, whole.from_cache))
+
+
+class _WholeCall:
+    """One call for a whole answer (``chat()``, ``respond()``), built and not
+    yet sent: its route, how each target is asked, how its answer is read.
+
+    A client's driver walks the route: for each target, ``call(target)``,
+    send it (blocking or awaited), then ``answer()`` the response.
+    """
+
+    def __init__(
+        self,
+        client: BaseClient,
+        route: Route,
+        request_for: Callable[[Target[Endpoint]], HTTPRequest],
+        params: Mapping[str, Any],
+        retry: Optional[RetryPolicy],
+        errors: ErrorMapping,
+        parse: Callable[[HTTPResponse], Any],
+        from_cache: Callable[[Dict[str, Any]], Any],
+    ) -> None:
+        self.client = client
+        self.route = route
+        self.request_for = request_for
+        self.params = params
+        self.retry = retry
+        self.errors = errors
+        self.parse = parse
+        self.from_cache = from_cache
+        self.deadline = client.clock.deadline(client.deadline)
+
+    def call(self, target: Target[Endpoint]) -> Tuple[Call, int]:
+        request = self.request_for(target)
+        return self.client._call(
+            target, request, self.deadline, self.params, self.retry, self.errors
+        )
+
+    def answer(self, call: Call, estimate: int, response: HTTPResponse) -> Any:
+        answer = self.parse(response)
+        if call.retries:
+            answer = replace(answer, retries_taken=call.retries)
+        return self.client._account(call, estimate, answer)
+
+
 class _StreamOpening:
     """Where a stream's response comes from, as ``Stream`` asks for it.
 
@@ -484,10 +604,9 @@ class _StreamOpening:
 
     def __init__(
         self,
-        client: Client,
+        client: BaseClient,
         route: Route,
         request_for: Callable[[Target[Endpoint]], HTTPRequest],
-        deadline: Deadline,
         params: Mapping[str, Any],
         on_complete: Optional[Callable[[Any], None]],
         retry: Optional[RetryPolicy] = None,
@@ -498,7 +617,7 @@ class _StreamOpening:
         self.errors = errors
         self.route = route
         self.request_for = request_for
-        self.deadline = deadline
+        self.deadline = client.clock.deadline(client.deadline)
         self.params = params
         self.on_complete = on_complete
         # Built now, not on entering the stream, so bad messages are refused at once.
@@ -507,25 +626,54 @@ class _StreamOpening:
         self.call: Optional[Call] = None
         self.estimate = 0
 
+    def handle(self, kind: Callable[..., Handle], opener: Callable[..., Any]) -> Handle:
+        """A stream handle of ``kind`` (``Stream``, ``AsyncStream``...) on ``opener``."""
+        return kind(
+            opener, clock=self.client.clock.monotonic, deadline=self.deadline.at,
+            on_complete=self.finished,
+        )  # fmt: skip
+
     def open(self, failure: Optional[APIError]) -> Tuple[Any, int]:
         """A fresh source and the retries its call took; or raise."""
         if failure is not None:
-            if self.call is None:  # the cache's answer: nothing to retry
-                raise failure
+            call = self._again(failure)
             try:
-                return self.call.open_stream(failure), self.call.retries
+                return call.open_stream(failure), call.retries
             except FALL_THROUGH as exc:
                 self.route.failed(exc)
         self.call = None
-        source = self.route.run(self._open_at, _CachedSource)
-        return source, self.call.retries if self.call is not None else 0
+        source = self.route.run(lambda target: self._call_at(target).open_stream(), _CachedSource)
+        return source, self._retries()
 
-    def _open_at(self, target: Target[Endpoint]) -> Any:
+    async def open_async(self, failure: Optional[APIError]) -> Tuple[Any, int]:
+        """``open()`` on the event loop."""
+        if failure is not None:
+            call = self._again(failure)
+            try:
+                return await call.open_stream_async(failure), call.retries
+            except FALL_THROUGH as exc:
+                self.route.failed(exc)
+        self.call = None
+        source = await self.route.run_async(
+            lambda target: self._call_at(target).open_stream_async(), _AsyncCachedSource
+        )
+        return source, self._retries()
+
+    def _again(self, failure: APIError) -> Call:
+        """The call whose response broke off with ``failure``, to retry it."""
+        if self.call is None:  # the cache's answer: nothing to retry
+            raise failure
+        return self.call
+
+    def _call_at(self, target: Target[Endpoint]) -> Call:
         request = self.primary if target is self.first else self.request_for(target)
         self.call, self.estimate = self.client._call(
             target, request, self.deadline, self.params, self.retry, self.errors
         )
-        return self.call.open_stream()
+        return self.call
+
+    def _retries(self) -> int:
+        return self.call.retries if self.call is not None else 0
 
     def finished(self, completion: Answer) -> Answer:
         if self.call is not None:
@@ -554,6 +702,36 @@ class _CachedSource:
 
     def close(self) -> None:
         pass
+
+
+class _AsyncCachedSource(_CachedSource):
+    """A cached answer, shaped like an asyncio response for ``AsyncStream``."""
+
+    async def read(self) -> bytes:  # type: ignore[override]
+        return self._body
+
+    async def finish(self) -> None:  # type: ignore[override]
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _models_of(response: HTTPResponse) -> List[Dict[str, Any]]:
+    """The model objects of a ``GET /models`` answer."""
+    data = response.json()
+    models = data.get("data") if isinstance(data, dict) else data
+    if not isinstance(models, list):
+        raise InvalidResponseError("GET /models did not return a list under 'data'", body=data)
+    return [m if isinstance(m, dict) else {"id": str(m)} for m in models]
+
+
+def _deleted(response: HTTPResponse) -> Dict[str, Any]:
+    """The server's confirmation of a ``DELETE /responses/{id}``."""
+    data = response.json()
+    if not isinstance(data, dict):
+        raise InvalidResponseError("DELETE /responses did not return an object", body=data)
+    return data
 
 
 def _not_cached(data: Dict[str, Any]) -> Response:
@@ -660,27 +838,33 @@ _POLICY_FIELDS = {field.name for field in fields(Policies)}
 _CLOCK_FIELDS = {"sleep": "sleep", "wall_clock": "wall", "random": "random"}
 
 
-def _refuse_removed(removed: Mapping[str, Any], clock: Any) -> None:
+def _refuse_removed(kind: str, removed: Mapping[str, Any], clock: Any) -> None:
     """Keywords of older versions fail loudly, naming where they went."""
     if clock is not None and not isinstance(clock, Clock):
         raise ConfigError(
-            "Client(clock=...) takes a Clock now: pass clock=Clock(monotonic=...) "
+            f"{kind}(clock=...) takes a Clock now: pass clock=Clock(monotonic=...) "
             "(from rawchat import Clock)"
         )
     for name in removed:
         if name in _POLICY_FIELDS:
             raise ConfigError(
-                f"Client({name}=...) moved: pass policies=Policies({name}=...) "
+                f"{kind}({name}=...) moved: pass policies=Policies({name}=...) "
                 "(from rawchat.policies import Policies)"
             )
         if name in _CLOCK_FIELDS:
             raise ConfigError(
-                f"Client({name}=...) moved: pass clock=Clock({_CLOCK_FIELDS[name]}=...) "
+                f"{kind}({name}=...) moved: pass clock=Clock({_CLOCK_FIELDS[name]}=...) "
                 "(from rawchat import Clock)"
             )
         if name == "environ":
             raise ConfigError(
-                "Client(environ=...) was removed: the client reads os.environ; "
+                f"{kind}(environ=...) was removed: the client reads os.environ; "
                 "set the variables there (in tests: monkeypatch.setenv)"
             )
-        raise TypeError(f"Client() got an unexpected keyword argument {name!r}")
+        if name in ("session", "max_workers"):
+            raise ConfigError(
+                f"{kind}({name}=...) is not taken: it runs on the event loop, with no "
+                "requests.Session and no threads",
+                hint="pass verify= (a CA bundle path, or False), proxy= and pool_maxsize=",
+            )
+        raise TypeError(f"{kind}() got an unexpected keyword argument {name!r}")

@@ -6,7 +6,8 @@ does wait needs four things, and takes them together so a test can swap
 them all at once (a fake clock whose ``sleep`` moves its ``monotonic``
 time, a fixed ``random`` for the jitter)::
 
-    sleep       wait between attempts and for a pacing slot
+    sleep       wait between attempts and for a pacing slot (``Client``)
+    asleep      the same wait on the event loop (``AsyncClient``): awaited
     monotonic   elapsed time, timeouts and the call's deadline
     wall        Unix time, for ``Retry-After: <HTTP-date>`` and key cool-downs
     random      the full jitter between retries (``protocol/retry.py``)
@@ -16,10 +17,11 @@ time, a fixed ``random`` for the jitter)::
 
 from __future__ import annotations
 
+import asyncio
 import random as _random
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 __all__ = ["Clock", "Deadline"]
 
@@ -32,6 +34,7 @@ class Clock:
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     random: Callable[[], float] = _random.random
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def deadline(self, seconds: Optional[float]) -> Deadline:
         """A deadline ``seconds`` from now (``None``: no deadline)."""

@@ -11,7 +11,11 @@ sends the whole conversation every time. ``Conversation`` keeps it, and
   (``rawchat.protocol.trimming``: turns, strategies, the low-water mark),
   asking the model for the summary when a ``Summarize`` plan calls for one;
 * keeps named threads (topics), and saves to JSON atomically;
-* takes one turn at a time, also when shared between threads.
+* takes one turn at a time, also when shared between threads or tasks.
+
+It works with ``Client`` (``ask``, ``stream``) and with ``AsyncClient``
+(``await ask_async``, ``async with stream_async``): one plan, one commit
+rule, two drivers that only differ in how they wait for the client.
 
 It speaks either API. With ``api="chat"`` (the default) each turn is a
 Chat Completions call. With ``api="responses"``
@@ -40,6 +44,7 @@ each thread's ``TrimState``, calls the client, and writes files.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import weakref
@@ -47,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
+    AsyncIterator,
+    Awaitable,
     Callable,
     Dict,
     Iterable,
@@ -54,7 +61,6 @@ from typing import (
     List,
     Mapping,
     Optional,
-    Tuple,
     Union,
 )
 
@@ -77,10 +83,11 @@ from ..protocol.trimming import (
 from ..storage import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..client.aio import AsyncClient
     from ..client.client import Client
     from ..client.stream import ResponseStream, Stream
 
-__all__ = ["APIS", "Conversation", "TurnStream"]
+__all__ = ["APIS", "AsyncTurnStream", "Conversation", "TurnStream"]
 
 FORMAT = "rawchat.conversation/1"
 #: The APIs a conversation can take its turns on.
@@ -118,6 +125,13 @@ class Conversation:
     is closed, another turn (``ask()``, ``stream()``), ``add()`` or
     ``reset()`` is refused with ``InvalidRequestError`` (waiting instead
     would hang a caller that asks again from inside its own ``with`` block).
+
+    With ``AsyncClient``, ``await ask_async()`` and ``async with
+    stream_async()`` keep the same rules between tasks: an ``ask_async()``
+    waits for the one before it to commit or fail (on the event loop, never
+    blocking it); while a turn awaits its answer or a streamed turn is open,
+    another ``stream_async()``, a blocking turn, ``add()`` or ``reset()`` is
+    refused with ``InvalidRequestError``.
 
     ``api`` is ``"chat"`` or ``"responses"``; ``store`` (Responses only)
     chains turns on the server with ``previous_response_id`` instead of
@@ -164,6 +178,9 @@ class Conversation:
         # Reentrant: a hook running inside a turn may still read the conversation.
         self._lock = threading.RLock()
         self._open_stream: Optional[object] = None  # the open streamed turn's token
+        self._open_what = "a streamed turn"  # what holds the conversation, for the refusal
+        # One per event loop: an asyncio lock belongs to the loop it first waits on.
+        self._async_turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # -- the history ----------------------------------------------------------
 
@@ -232,12 +249,11 @@ class Conversation:
         new = self._new_messages(text, tool_results)
         with self._lock:
             self._refuse_while_streaming("ask")
-            messages, commit = self._prepare(client, model, new, params)
-            if self.api == "responses":
-                answer: Any = client.respond(messages, model=model, **self._sent_with(params))
-            else:
-                answer = client.chat(messages, model=model, **params)
-            commit(answer)
+            turn = self._plan(model, new, params)
+            if turn.summary_needed:
+                turn.summarized(_summary_text(self._summary_asked(client, model, turn.plan)))
+            answer = self._asked(client, model, turn.sent, params)
+            turn.commit(answer)
         return answer  # type: ignore[no-any-return]
 
     def stream(
@@ -258,16 +274,108 @@ class Conversation:
         new = self._new_messages(text, tool_results)
         with self._lock:
             self._refuse_while_streaming("start another turn")
-            messages, commit = self._prepare(client, model, new, params)
-            stream: Any
-            if self.api == "responses":
-                stream = client.respond_stream(
-                    messages, model=model, on_complete=commit, **self._sent_with(params)
-                )
-            else:
-                stream = client.stream(messages, model=model, on_complete=commit, **params)
-            token = self._open_stream = object()
+            turn = self._plan(model, new, params)
+            if turn.summary_needed:
+                turn.summarized(_summary_text(self._summary_asked(client, model, turn.plan)))
+            stream = self._streamed(client, model, turn, params)
+            token = self._held("a streamed turn")
         return TurnStream(stream, lambda: self._stream_ended(token))
+
+    async def ask_async(
+        self,
+        client: AsyncClient,
+        text: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        tool_results: Optional[Mapping[str, str]] = None,
+        **params: Any,
+    ) -> Completion:
+        """``ask()`` with an ``AsyncClient``: the turn is committed once its
+        answer is in; on any error or cancellation nothing changes.
+
+        Another task's ``ask_async()`` waits until this one is committed or failed.
+        """
+        model = model or self.model or client.settings.model
+        new = self._new_messages(text, tool_results)
+        async with self._async_turn():
+            with self._lock:
+                self._refuse_while_streaming("ask")
+                turn = self._plan(model, new, params)
+                token = self._held("an unanswered turn")
+            try:
+                if turn.summary_needed:
+                    asked = self._summary_asked(client, model, turn.plan)
+                    turn.summarized(_summary_text(await asked))
+                answer = await self._asked(client, model, turn.sent, params)
+                with self._lock:
+                    turn.commit(answer)
+            finally:
+                self._stream_ended(token)
+        return answer  # type: ignore[no-any-return]
+
+    def stream_async(
+        self,
+        client: AsyncClient,
+        text: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        tool_results: Optional[Mapping[str, str]] = None,
+        **params: Any,
+    ) -> AsyncTurnStream:
+        """``stream()`` with an ``AsyncClient``, for ``async with`` and
+        ``async for``; the turn is committed when the stream completes.
+
+        The request goes out when the block is entered. A conversation that
+        needs a summary first has it made then, before the turn's request.
+        """
+        model = model or self.model or client.settings.model
+        new = self._new_messages(text, tool_results)
+        with self._lock:
+            self._refuse_while_streaming("start another turn")
+            turn = self._plan(model, new, params)
+            # Built now when it can be, so bad parameters are refused at once.
+            stream = None if turn.summary_needed else self._streamed(client, model, turn, params)
+            token = self._held("a streamed turn")
+
+        async def opened() -> Any:
+            if stream is not None:
+                return stream
+            asked = self._summary_asked(client, model, turn.plan)
+            turn.summarized(_summary_text(await asked))
+            return self._streamed(client, model, turn, params)
+
+        return AsyncTurnStream(opened, lambda: self._stream_ended(token))
+
+    def _asked(
+        self, client: Any, model: str, messages: List[Dict[str, Any]], params: Mapping[str, Any]
+    ) -> Any:
+        """The client's answer to one turn (or, from an ``AsyncClient``, its awaitable)."""
+        if self.api == "responses":
+            return client.respond(messages, model=model, **self._sent_with(params))
+        return client.chat(messages, model=model, **params)
+
+    def _streamed(self, client: Any, model: str, turn: _Turn, params: Mapping[str, Any]) -> Any:
+        """The client's stream of one turn, committing the turn when it completes."""
+        if self.api == "responses":
+            return client.respond_stream(
+                turn.sent, model=model, on_complete=turn.commit, **self._sent_with(params)
+            )
+        return client.stream(turn.sent, model=model, on_complete=turn.commit, **params)
+
+    def _held(self, what: str) -> object:
+        """Mark the conversation held by a turn in progress; its token ends it."""
+        token = self._open_stream = object()
+        self._open_what = what
+        return token
+
+    def _async_turn(self) -> asyncio.Lock:
+        """The lock ``ask_async()`` turns queue on, in the running loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            lock = self._async_turns.get(loop)
+            if lock is None:
+                lock = self._async_turns[loop] = asyncio.Lock()
+        return lock  # type: ignore[no-any-return]
 
     def _sent_with(self, params: Mapping[str, Any]) -> Dict[str, Any]:
         """The Responses parameters a turn adds: the system prompt, the
@@ -288,7 +396,7 @@ class Conversation:
     def _refuse_while_streaming(self, what: str) -> None:
         if self._open_stream is not None:
             raise InvalidRequestError(
-                f"cannot {what}: a streamed turn of this conversation is still open",
+                f"cannot {what}: {self._open_what} of this conversation is still open",
                 hint="read that stream to its end or close it (leave its `with` "
                 "block) first; a conversation takes one turn at a time",
             )
@@ -307,14 +415,12 @@ class Conversation:
             raise InvalidRequestError("nothing to send", hint="pass text, tool_results, or both")
         return new
 
-    def _prepare(
-        self, client: Client, model: str, new: List[Dict[str, Any]], params: Mapping[str, Any]
-    ) -> Tuple[List[Dict[str, Any]], Callable[[Any], None]]:
-        """The messages (or Responses input items) to send now, and the
-        function that commits the turn.
+    def _plan(self, model: str, new: List[Dict[str, Any]], params: Mapping[str, Any]) -> _Turn:
+        """What to send now (once a summary, if the plan needs one, is in),
+        and how to commit the turn.
 
         Nothing is changed here: the history, the thread's trimming state and
-        ``last_trim`` change only when ``commit`` is called with the answer.
+        ``last_trim`` change only when the turn is committed with its answer.
         """
         thread = self._current
         count = self.counter or counter_for(model)
@@ -338,44 +444,18 @@ class Conversation:
             strategy=self.strategy,
             count=count,
         )
-        chained = self.store and thread.response_id is not None
-        if plan.to_summarize and not chained:
-            plan = plan.with_summary(self._summarize(client, model, plan), count)
-        sent = plan.messages
-        if self.api == "responses":
-            if chained:  # the server holds the rest of the chain
-                sent = _input_items(messages[thread.chained :], messages)
-            else:
-                skip = 1 if self.system else 0  # the system prompt goes as instructions
-                sent = _input_items(sent[skip:], messages)
+        return _Turn(self, thread, messages, tokens, pinned, plan, count)
 
-        def commit(answer: Any) -> None:
-            if isinstance(answer, Response):
-                reply = _reply_message(answer)
-                thread.response_id = answer.id if self.store else None
-                thread.chained = len(messages) + 1
-            else:
-                reply = answer.message.to_dict()
-            thread.messages = [*messages, reply]
-            thread.tokens = [*tokens, message_tokens(reply, count)]
-            thread.pinned = [*pinned, False]
-            thread.trim = plan.state
-            self.last_trim = plan.report
-            self.last_sent = sent
-
-        return sent, commit
-
-    def _summarize(self, client: Client, model: str, plan: TrimPlan) -> str:
-        """The model's summary of the dropped turns the plan folds."""
+    def _summary_asked(self, client: Any, model: str, plan: TrimPlan) -> Any:
+        """The model asked for the summary of the dropped turns the plan folds:
+        its answer (or, from an ``AsyncClient``, its awaitable)."""
         if self.api == "responses":
             request = plan.summary_request()
-            response = client.respond(
+            return client.respond(
                 request[1:], model=model, instructions=request[0]["content"],
                 max_output_tokens=plan.summary_tokens, store=False,
             )  # fmt: skip
-            return response.output_text.strip()
-        done = client.chat(plan.summary_request(), model=model, max_tokens=plan.summary_tokens)
-        return done.content.strip()
+        return client.chat(plan.summary_request(), model=model, max_tokens=plan.summary_tokens)
 
     # -- saving ---------------------------------------------------------------------
 
@@ -467,6 +547,74 @@ class Conversation:
         return conversation
 
 
+class _Turn:
+    """One turn, planned: what it sends and how it is committed.
+
+    ``summarized(text)`` folds the model's summary in when the plan asked
+    for one (``summary_needed``); ``commit(answer)`` writes the turn into
+    the history. Both drivers, blocking and asyncio, use it alike.
+    """
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        thread: _Thread,
+        messages: List[Dict[str, Any]],
+        tokens: List[int],
+        pinned: List[bool],
+        plan: TrimPlan,
+        count: Callable[[str], int],
+    ) -> None:
+        self.conversation = conversation
+        self.thread = thread
+        self.messages = messages
+        self.tokens = tokens
+        self.pinned = pinned
+        self.plan = plan
+        self.count = count
+        self.chained = conversation.store and thread.response_id is not None
+        self.summary_needed = bool(plan.to_summarize) and not self.chained
+
+    def summarized(self, summary: str) -> None:
+        self.plan = self.plan.with_summary(summary, self.count)
+        self.summary_needed = False
+
+    @property
+    def sent(self) -> List[Dict[str, Any]]:
+        """The messages (or Responses input items) this turn sends."""
+        conversation, sent = self.conversation, self.plan.messages
+        if conversation.api == "responses":
+            if self.chained:  # the server holds the rest of the chain
+                sent = _input_items(self.messages[self.thread.chained :], self.messages)
+            else:
+                skip = 1 if conversation.system else 0  # the system prompt goes as instructions
+                sent = _input_items(sent[skip:], self.messages)
+        return sent
+
+    def commit(self, answer: Any) -> None:
+        thread, conversation = self.thread, self.conversation
+        sent = self.sent  # as it was sent, before the chain moves on
+        if isinstance(answer, Response):
+            reply = _reply_message(answer)
+            thread.response_id = answer.id if conversation.store else None
+            thread.chained = len(self.messages) + 1
+        else:
+            reply = answer.message.to_dict()
+        thread.messages = [*self.messages, reply]
+        thread.tokens = [*self.tokens, message_tokens(reply, self.count)]
+        thread.pinned = [*self.pinned, False]
+        thread.trim = self.plan.state
+        conversation.last_trim = self.plan.report
+        conversation.last_sent = sent
+
+
+def _summary_text(answer: Any) -> str:
+    """The summary's text, from a chat ``Completion`` or a ``Response``."""
+    if isinstance(answer, Response):
+        return answer.output_text.strip()
+    return answer.content.strip()  # type: ignore[no-any-return]
+
+
 class TurnStream:
     """The stream of one conversation turn, as ``Conversation.stream()`` returns it.
 
@@ -544,6 +692,94 @@ class TurnStream:
             # The caller stopped reading this loop; the stream stays open
             # (another loop may read on) until it is closed.
             raise
+        except BaseException:
+            self._ended()
+            raise
+        self._ended()
+
+
+class AsyncTurnStream:
+    """The stream of one conversation turn on an ``AsyncClient``, as
+    ``Conversation.stream_async()`` returns it.
+
+    Read it as the client's ``AsyncStream`` or ``AsyncResponseStream``:
+    ``async with``, ``async for``, ``text()``, ``completion`` or
+    ``response`` once read, ``aclose()``; once entered, the stream's other
+    attributes pass through to ``stream``. As ``TurnStream``, it tells its
+    conversation when the turn is over: completed, failed, closed or dropped.
+    """
+
+    def __init__(self, opened: Callable[[], Awaitable[Any]], ended: Callable[[], None]) -> None:
+        self._opened = opened
+        self.stream: Any = None
+        self._ended = weakref.finalize(self, ended)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or self.__dict__.get("stream") is None:
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+    async def __aenter__(self) -> AsyncTurnStream:
+        try:
+            self.stream = await self._opened()
+            await self.stream.__aenter__()
+        except BaseException:
+            self._ended()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._watched(self._entered())
+
+    def text(self) -> AsyncIterator[str]:
+        """The answer's text deltas, each as soon as its bytes arrive."""
+        return self._watched(self._entered().text())
+
+    def events(self) -> AsyncIterator[Any]:
+        """Every named event of a Responses stream, as soon as its bytes arrive."""
+        return self._watched(self._entered().events())
+
+    @property
+    def completion(self) -> Completion:
+        """The assembled answer (read the stream to its end first)."""
+        try:
+            return self._entered().completion  # type: ignore[no-any-return]
+        finally:
+            self._ended()
+
+    @property
+    def response(self) -> Response:
+        """The assembled ``Response`` of a Responses turn (read it to its end first)."""
+        try:
+            return self._entered().response  # type: ignore[no-any-return]
+        finally:
+            self._ended()
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection; the conversation is free again."""
+        try:
+            if self.stream is not None:
+                await self.stream.aclose()
+        finally:
+            self._ended()
+
+    def _entered(self) -> Any:
+        if self.stream is None:
+            raise InvalidRequestError(
+                "the turn's stream is not open yet",
+                hint="read it inside `async with conv.stream_async(client, ...) as s:`",
+            )
+        return self.stream
+
+    async def _watched(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for item in items:
+                yield item
+        except GeneratorExit:
+            raise  # the caller stopped this loop; the stream stays open until closed
         except BaseException:
             self._ended()
             raise

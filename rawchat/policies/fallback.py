@@ -17,6 +17,7 @@ answer is returned with ``Completion.degraded`` set, so the caller can tell
     route.run(attempt, from_cache)   attempt(target) for each target in order,
                                      past failures that are the server's,
                                      then the cached answer, or the first failure
+    await route.run_async(...)       the same, for an attempt that is awaited
     route.answered(completion)       marked degraded if it is; remembered in the cache
 """
 
@@ -29,7 +30,18 @@ import threading
 import typing
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Generic, Iterator, Mapping, Optional, Sequence, TypeVar
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+)
 
 from ..errors import (
     APIConnectionError,
@@ -204,12 +216,34 @@ class Route(Generic[E]):
         self, attempt: Callable[[Target[E]], T], from_cache: Callable[[Dict[str, Any]], T]
     ) -> T:
         """``attempt`` each target left until one answers; then the cache, or raise."""
-        for target in self._pending:
-            self.target = target
+        for target in self._targets():
             try:
                 return attempt(target)
             except FALL_THROUGH as exc:
                 self.failed(exc)
+        return from_cache(self._cached())
+
+    async def run_async(
+        self,
+        attempt: Callable[[Target[E]], Awaitable[T]],
+        from_cache: Callable[[Dict[str, Any]], T],
+    ) -> T:
+        """``run()`` for an ``attempt`` that is awaited (``AsyncClient``)."""
+        for target in self._targets():
+            try:
+                return await attempt(target)
+            except FALL_THROUGH as exc:
+                self.failed(exc)
+        return from_cache(self._cached())
+
+    def _targets(self) -> Iterator[Target[E]]:
+        """The targets not tried yet, each the current one while it is tried."""
+        for target in self._pending:
+            self.target = target
+            yield target
+
+    def _cached(self) -> Dict[str, Any]:
+        """Every target failed: the cached answer, or raise the first failure."""
         cached = self.cache.get(self.key) if self.cache is not None else None
         if cached is None:
             assert self.failure is not None
@@ -218,7 +252,7 @@ class Route(Generic[E]):
         self.hooks.emit(
             "degraded", model=self.model, error=self.failure, detail="answered from the cache"
         )
-        return from_cache(cached)
+        return cached
 
     def failed(self, error: APIError) -> None:
         """The current target failed for good with ``error``: say so, and move on."""

@@ -1,4 +1,5 @@
-"""The fault matrix: every simulator fault against chat, stream and a conversation turn.
+"""The fault matrix: every simulator fault against chat, stream and a conversation turn,
+with the blocking ``Client`` and with ``AsyncClient`` alike.
 
 Each row says what must happen: the call succeeds after N retries, or it
 raises a given typed error; how many attempts the simulator may see; and
@@ -8,6 +9,7 @@ an upper bound on the time taken (no hang: stalls end at the read timeout).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -20,8 +22,11 @@ from rawchat.simulator import Simulator
 
 KEY = "sk-matrix-0000000000key"
 OPERATIONS = ("chat", "stream", "conversation")
+CLIENTS = ("sync", "async")
 #: Real time, but every wait cut to 10 ms: schedules run as written, quickly.
-SHORT_SLEEPS = rawchat.Clock(sleep=lambda s: time.sleep(min(s, 0.01)))
+SHORT_SLEEPS = rawchat.Clock(
+    sleep=lambda s: time.sleep(min(s, 0.01)), asleep=lambda s: asyncio.sleep(min(s, 0.01))
+)
 
 
 @dataclass(frozen=True)
@@ -88,11 +93,14 @@ class Row:
     answer: str = ""  # the text handed to the caller, when the call succeeded
 
 
-def run_case(sim: Simulator, fault: str, operation: str) -> Row:
+def run_case(sim: Simulator, fault: str, operation: str, kind: str = "sync") -> Row:
+    """One fault against one operation, with the ``Client`` (``kind="sync"``)
+    or the ``AsyncClient`` (``"async"``)."""
     expected = MATRIX[fault][OPERATIONS.index(operation)]
-    # Header faults are counted per key: a key of its own for each case.
-    client = rawchat.Client(
-        f"{KEY}-{fault}-{operation}", sim.base_url, timeout=(2, 0.5),
+    # Header faults are counted per key (its last four characters): a key of
+    # its own for each case.
+    options = dict(
+        api_key=f"{KEY}-{fault}-{kind[0]}{operation[:3]}", base_url=sim.base_url, timeout=(2, 0.5),
         clock=dataclasses.replace(SHORT_SLEEPS, random=lambda: 0.0),
     )  # fmt: skip
     before = sim.request_count
@@ -105,20 +113,12 @@ def run_case(sim: Simulator, fault: str, operation: str) -> Row:
     started = time.monotonic()
     outcome, answer = "ok", ""
     try:
-        if operation == "chat":
-            answer = client.chat(messages, model="gpt-4o-mini", extra_headers=headers).content
-        elif operation == "stream":
-            with client.stream(messages, model="gpt-4o-mini", extra_headers=headers) as stream:
-                answer = "".join(stream.text())
+        if kind == "async":
+            answer = asyncio.run(_run_async(options, operation, messages, headers, conversation))
         else:
-            with conversation.stream(
-                client, "next", model="gpt-4o-mini", extra_headers=headers
-            ) as s:
-                answer = "".join(s.text())
+            answer = _run_sync(options, operation, messages, headers, conversation)
     except rawchat.RawchatError as exc:
         outcome = type(exc).__name__
-    finally:
-        client.close()
     seconds = time.monotonic() - started
     kept = None
     if operation == "conversation":
@@ -127,6 +127,31 @@ def run_case(sim: Simulator, fault: str, operation: str) -> Row:
     return Row(
         fault, operation, expected, outcome, sim.request_count - before, seconds, kept, answer
     )
+
+
+def _run_sync(options, operation, messages, headers, conversation) -> str:
+    with rawchat.Client(**options) as client:
+        if operation == "chat":
+            return client.chat(messages, model="gpt-4o-mini", extra_headers=headers).content
+        if operation == "stream":
+            with client.stream(messages, model="gpt-4o-mini", extra_headers=headers) as stream:
+                return "".join(stream.text())
+        with conversation.stream(client, "next", model="gpt-4o-mini", extra_headers=headers) as s:
+            return "".join(s.text())
+
+
+async def _run_async(options, operation, messages, headers, conversation) -> str:
+    async with rawchat.AsyncClient(**options) as client:
+        if operation == "chat":
+            done = await client.chat(messages, model="gpt-4o-mini", extra_headers=headers)
+            return done.content
+        if operation == "stream":
+            async with client.stream(messages, model="gpt-4o-mini", extra_headers=headers) as s:
+                return "".join([text async for text in s.text()])
+        async with conversation.stream_async(
+            client, "next", model="gpt-4o-mini", extra_headers=headers
+        ) as s:
+            return "".join([text async for text in s.text()])
 
 
 def run_matrix() -> List[Row]:

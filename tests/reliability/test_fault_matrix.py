@@ -1,4 +1,5 @@
-"""Every fault x chat, stream and conversation turn: outcome, attempts, time, history, sockets."""
+"""Every fault x chat, stream and conversation turn, with the blocking and the asyncio
+client: outcome, attempts, time, history, sockets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from rawchat.simulator import Simulator
 
-from .matrix import MATRIX, OPERATIONS, run_case, sockets_open
+from .matrix import CLIENTS, MATRIX, OPERATIONS, run_case, sockets_open
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +20,13 @@ def sim():
 
 
 CASES = [(fault, operation) for fault in MATRIX for operation in OPERATIONS]
+BOTH = pytest.mark.parametrize("kind", CLIENTS)
 
 
+@BOTH
 @pytest.mark.parametrize("fault, operation", CASES, ids=[f"{f}-{o}" for f, o in CASES])
-def test_fault_outcome_attempts_and_time(sim, fault, operation):
-    row = run_case(sim, fault, operation)
+def test_fault_outcome_attempts_and_time(sim, fault, operation, kind):
+    row = run_case(sim, fault, operation, kind)
     assert (row.outcome, row.attempts) == (row.expected.outcome, row.expected.attempts)
     assert row.seconds < row.expected.seconds
     if row.outcome == "ok":  # the whole answer, and nothing sent after its end
@@ -34,12 +37,13 @@ def test_fault_outcome_attempts_and_time(sim, fault, operation):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets through /proc")
-def test_the_connection_pool_does_not_leak_sockets_across_the_matrix(sim):
-    run_case(sim, "crlf", "stream")  # warm up: the server's listening socket and threads
+@BOTH
+def test_the_connection_pool_does_not_leak_sockets_across_the_matrix(sim, kind):
+    run_case(sim, "crlf", "stream", kind)  # warm up: the server's listening socket and threads
     before = sockets_open()
     for fault in ("500", "drop", "drop-after=4", "truncate=4", "stall=5", "error-mid", "html"):
         for operation in OPERATIONS:
-            run_case(sim, fault, operation)
+            run_case(sim, fault, operation, kind)
     deadline = time.monotonic() + 3
     while sockets_open() > before and time.monotonic() < deadline:
         time.sleep(0.05)  # the server side closes its end a moment later
