@@ -204,6 +204,7 @@ class AsyncTransport:
                 waiter = pool.waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(ConfigError("the transport was closed"))
+        await asyncio.sleep(0)  # the sockets close on the loop's next turn
 
     async def __aenter__(self) -> AsyncTransport:
         return self
@@ -422,6 +423,11 @@ class AsyncStreamingResponse:
             if self._call.exchange is not None:
                 self._call.exchange.end(note="closed before the end of the body")
             self._abandon()
+        # An aborted transport closes its socket in a callback on the loop's
+        # next turn (also when the body broke off and was abandoned already):
+        # take that turn, or a loop that ends now (as asyncio.run's does on
+        # Python 3.8) would never close it.
+        await asyncio.sleep(0)
 
     async def __aenter__(self) -> AsyncStreamingResponse:
         return self
