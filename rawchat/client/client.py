@@ -67,7 +67,7 @@ from ..errors import APIError, ConfigError, InvalidRequestError, InvalidResponse
 from ..policies import CircuitBreaker, Hooks, Policies
 from ..policies.fallback import FALL_THROUGH, Fallback, Route, Target, cache_key
 from ..protocol.completion import Completion, Usage
-from ..protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint
+from ..protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint, redact_url
 from ..protocol.request import build_chat_request, build_request
 from ..protocol.response import (
     ErrorContext,
@@ -174,7 +174,8 @@ class BaseClient:
 
     def __repr__(self) -> str:
         key = fingerprint(self.settings.api_key) if self.settings.api_key else None
-        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, api_key={key!r})"
+        base_url = redact_url(self.settings.base_url)
+        return f"{type(self).__name__}(base_url={base_url!r}, api_key={key!r})"
 
     def estimate_prompt(self, model: str, messages: Sequence[Any], tools: Any = None) -> int:
         """Estimated prompt tokens, corrected by what this model's usage has shown."""

@@ -607,3 +607,8 @@ def test_hooks_and_logs_never_see_credentials_in_the_base_url(sim, caplog):
             client.chat(HI, model="gpt-4o-mini")
     assert seen and all("hunter2" not in url for url in seen)
     assert "hunter2" not in caplog.text
+
+
+def test_credentials_in_the_base_url_never_show_in_the_client_repr():
+    client = rawchat.Client("sk-abcdefghijklmnop", "http://user:hunter2@localhost:9/v1")
+    assert repr(client) == "Client(base_url='http://***@localhost:9/v1', api_key='...mnop')"
