@@ -52,7 +52,6 @@ from typing import (
     Callable,
     Deque,
     Dict,
-    Iterator,
     List,
     Optional,
     Tuple,
@@ -68,7 +67,8 @@ from ..errors import (
     InvalidResponseError,
     RawchatError,
 )
-from ..protocol.http import Headers, HTTPRequest, HTTPResponse, redact_url
+from ..protocol.content_coding import inflater_for
+from ..protocol.http import HTTPRequest, HTTPResponse, redact_url
 from ..protocol.http11 import (
     Data,
     EndOfMessage,
@@ -96,7 +96,6 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 #: Above this many unread bytes the socket is not read until the parser catches up.
 _HIGH_WATER = 256 * 1024
 #: The most one inflate step may produce: a small gzip body can expand a thousandfold.
-_INFLATE_STEP = 64 * 1024
 #: What ``finish()`` reads past an answer's end, at most, waiting for the body's end.
 _FINISH_BYTES = 64 * 1024
 
@@ -320,7 +319,7 @@ class AsyncStreamingResponse:
         self._connection: Optional[_Connection] = connection
         self._parser = parser
         self._events = events
-        self._inflater = _Inflater.of(self.headers, self.request.headers)
+        self._inflater = inflater_for(self.headers, self.request.headers)
         self._done = False
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
@@ -341,7 +340,7 @@ class AsyncStreamingResponse:
                 else:
                     assert isinstance(event, Data)
                     pieces = (
-                        self._inflater.pieces(event.data) if self._inflater else iter((event.data,))
+                        self._inflater.feed(event.data) if self._inflater else iter((event.data,))
                     )
                 with call.phase("body"):
                     for piece in pieces:
@@ -854,69 +853,6 @@ class _Connection(asyncio.Protocol):
 def _wake(waiter: Optional[asyncio.Future]) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
-
-
-class _Inflater:
-    """A ``gzip`` or ``deflate`` content coding undone in bounded steps (RFC 9110 8.4.1)."""
-
-    def __init__(self, coding: str) -> None:
-        self._gzip = coding in ("gzip", "x-gzip")
-        self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS)
-        # "deflate" should be zlib-wrapped (RFC 9110 8.4.1.2); some servers send
-        # it raw. Until output appears, keep the input to try again raw.
-        self._seen: Optional[bytes] = None if self._gzip else b""
-        self._over = False  # after the last gzip member: what follows is ignored
-        self._members = 0  # gzip members inflated to their end
-
-    @classmethod
-    def of(cls, response: Headers, request: Headers) -> Optional[_Inflater]:
-        """The inflater for this response, or None for a body handed over as it is."""
-        if request.get("accept-encoding", "").strip().lower() == "identity":
-            return None
-        coding = response.get("content-encoding", "").strip().lower()
-        return cls(coding) if coding in ("gzip", "x-gzip", "deflate") else None
-
-    def pieces(self, data: bytes) -> Iterator[bytes]:
-        if self._over:
-            return
-        try:
-            out = self._decoder.decompress(data, _INFLATE_STEP)
-        except zlib.error:
-            if self._members:  # not another member after all
-                self._over = True
-                return
-            if self._seen is None:
-                raise
-            self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
-            data, self._seen = self._seen + data, None
-            out = self._decoder.decompress(data, _INFLATE_STEP)
-        if self._seen is not None:
-            self._seen = None if out else self._seen + data
-        while out:
-            yield out
-            out = self._decoder.decompress(self._decoder.unconsumed_tail, _INFLATE_STEP)
-        # RFC 1952 section 2.2: gzip members one after another are one body;
-        # bytes after a member that are not another member are ignored, as
-        # urllib3 does.
-        while self._gzip and self._decoder.eof and self._decoder.unused_data:
-            rest = self._decoder.unused_data
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            self._members += 1
-            try:
-                out = self._decoder.decompress(rest, _INFLATE_STEP)
-            except zlib.error:
-                self._over = True
-                return
-            while out:
-                yield out
-                out = self._decoder.decompress(self._decoder.unconsumed_tail, _INFLATE_STEP)
-
-    def flush(self) -> Iterator[bytes]:
-        if self._over:
-            return
-        out = self._decoder.flush()
-        if out:
-            yield out
 
 
 # ---------------------------------------------------------------- the environment

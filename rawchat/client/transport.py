@@ -69,6 +69,7 @@ from ..errors import (
     InvalidResponseError,
     RawchatError,
 )
+from ..protocol.content_coding import CODINGS, Inflater
 from ..protocol.http import Headers, HTTPRequest, HTTPResponse, redact_url
 from ..protocol.settings import Timeout
 
@@ -271,8 +272,8 @@ class StreamingResponse:
             else:
                 pieces = _encoded_pieces(response.raw)
                 coding = self.headers.get("content-encoding", "").strip().lower()
-                if coding in ("gzip", "x-gzip", "deflate"):
-                    pieces = _Inflater(coding).inflate(pieces)
+                if coding in CODINGS:
+                    pieces = _inflated(pieces, Inflater(coding))
                 # Any other coding is handed over as it came, as urllib3 does.
         while True:
             # Only the reading is translated, not the yield: a caller that
@@ -383,65 +384,11 @@ def _encoded_pieces(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
     return raw.stream(_READ_SIZE, decode_content=False)
 
 
-class _Inflater:
-    """Inflates a gzip or deflate body at most ``_READ_SIZE`` bytes per step.
-
-    ``wbits=47`` reads the gzip (RFC 1952) and zlib (RFC 1950) wrappers
-    alike; ``max_length`` keeps what one step makes bounded, however much
-    the input inflates. Several gzip members one after another are one body
-    (RFC 1952 section 2.2); bytes after a member that are not another member
-    are ignored, as urllib3 does.
-    """
-
-    def __init__(self, coding: str) -> None:
-        self._inflater = zlib.decompressobj(wbits=47)
-        # Some servers send "deflate" as a bare RFC 1951 stream, without the
-        # zlib wrapper the name promises: tried when the wrapper is missing.
-        self._may_be_bare = coding == "deflate"
-        self._members = 0
-
-    def inflate(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
-        for piece in pieces:
-            yield from self._feed(piece)
-
-    def _feed(self, data: bytes) -> Iterator[bytes]:
-        while True:
-            inflater = self._inflater
-            if inflater.eof:
-                if not data:
-                    return
-                self._members += 1
-                inflater = self._inflater = zlib.decompressobj(wbits=47)
-            try:
-                out = inflater.decompress(data, _READ_SIZE)
-            except zlib.error:
-                if self._members:
-                    self._inflater = _Ended()
-                    return
-                if not self._may_be_bare:
-                    raise
-                self._may_be_bare = False
-                self._inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
-                continue
-            self._may_be_bare = False
-            if out:
-                yield out
-            if inflater.eof:
-                data = inflater.unused_data
-                continue
-            data = inflater.unconsumed_tail
-            # A full step may leave output inside zlib with no input left.
-            if not data and len(out) < _READ_SIZE:
-                return
-
-
-class _Ended:
-    """Stands in for the inflater once trailing bytes ended the body."""
-
-    eof = True
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:  # pragma: no cover
-        return b""
+def _inflated(pieces: Iterator[bytes], inflater: Inflater) -> Iterator[bytes]:
+    """The encoded pieces, inflated a bounded step at a time (``protocol/content_coding.py``)."""
+    for piece in pieces:
+        yield from inflater.feed(piece)
+    yield from inflater.flush()
 
 
 def _drop(response: requests.Response) -> None:
