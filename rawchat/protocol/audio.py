@@ -1042,14 +1042,4 @@ def audio_error_hint(
 def audio_error(response: HTTPResponse, context: Optional[ErrorContext] = None) -> APIStatusError:
     """The typed error for a failed audio call: ``error_from_response``, with
     the hint of ``audio_error_hint`` where it has one."""
-    error = error_from_response(response, context)
-    hint = audio_error_hint(
-        error.status_code,
-        code=error.code,
-        param=error.param,
-        message=error.message,
-        url=response.url,
-    )
-    if hint:
-        error.hint = hint
-    return error
+    return error_from_response(response, context, hints=audio_error_hint)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..errors import APIStatusError, InvalidResponseError, status_error_class
@@ -175,10 +175,21 @@ def _opt_str(value: Any) -> Optional[str]:
     return None if value is None else str(value)
 
 
+#: An endpoint's own hint for a failure: (status, code=, param=, message=,
+#: url=) -> the hint, or "" where the general one fits (see ``responses.py``).
+EndpointHints = Callable[..., str]
+
+
 def error_from_response(
-    response: HTTPResponse, context: Optional[ErrorContext] = None
+    response: HTTPResponse,
+    context: Optional[ErrorContext] = None,
+    hints: Optional[EndpointHints] = None,
 ) -> APIStatusError:
-    """The typed error for a 4xx/5xx response, with a hint for what to do."""
+    """The typed error for a 4xx/5xx response, with a hint for what to do.
+
+    ``hints`` gives an endpoint's own hints (the Responses API's, audio's),
+    which win over the general ones where they have something to say.
+    """
     context = context or ErrorContext()
     status = response.status_code
     body: Any
@@ -198,6 +209,9 @@ def error_from_response(
             _hide(value, context.key) for value in (message, body, code, type_, param)
         )
     wait = server_wait(response.headers, now=context.now)
+    hint = ""
+    if hints is not None:
+        hint = hints(status, code=code, param=param, message=message, url=response.url)
     cls = status_error_class(status)
     return cls(
         message,
@@ -207,7 +221,7 @@ def error_from_response(
         code=code,
         type=type_,
         param=param,
-        hint=_hint(status, code, type_, param, message, response, context, wait),
+        hint=hint or _hint(status, code, type_, param, message, response, context, wait),
         headers=response.headers,
         retry_after=wait,
     )

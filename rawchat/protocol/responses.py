@@ -632,14 +632,4 @@ def responses_error(
 ) -> APIStatusError:
     """The typed error for a failed Responses call: ``error_from_response``,
     with the hint of ``response_error_hint`` where it has one."""
-    error = error_from_response(response, context)
-    hint = response_error_hint(
-        error.status_code,
-        code=error.code,
-        param=error.param,
-        message=error.message,
-        url=response.url,
-    )
-    if hint:
-        error.hint = hint
-    return error
+    return error_from_response(response, context, hints=response_error_hint)
