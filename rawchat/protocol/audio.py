@@ -51,7 +51,7 @@ from ..errors import (
     InvalidResponseError,
     StreamError,
 )
-from .chunks import _loads_or_text, excerpt, stream_error
+from .chunks import event_object, excerpt, loads_or_text, stream_error
 from .http import HTTPRequest, HTTPResponse
 from .multipart import MultipartForm, file_part, form_parts
 from .request import encode_json, headers_for
@@ -653,7 +653,7 @@ class TranscriptStreamDecoder:
     def _event(self, event: ServerSentEvent) -> List[TranscriptDelta]:
         data = event.data
         if event.event == "error":
-            raise stream_error(_loads_or_text(data), data)
+            raise stream_error(loads_or_text(data), data)
         if event.event not in ("message", "") and not event.event.startswith("transcript."):
             return []  # a provider's ping or other named event
         if not data.strip():
@@ -661,7 +661,7 @@ class TranscriptStreamDecoder:
         if data.strip() == "[DONE]":
             self.done = True
             return []
-        obj = _json_object(data, "transcript event")
+        obj = event_object(data, "transcript event")
         kind = obj.get("type")
         if kind == "error" or ("error" in obj and not obj.get("choices")):
             raise stream_error(obj, data)
@@ -768,11 +768,11 @@ class SpeechStreamDecoder:
             if self.done or not event.data.strip():
                 continue
             if event.event == "error":
-                raise stream_error(_loads_or_text(event.data), event.data)
+                raise stream_error(loads_or_text(event.data), event.data)
             if event.data.strip() == "[DONE]":
                 self.done = True
                 continue
-            obj = _json_object(event.data, "speech event")
+            obj = event_object(event.data, "speech event")
             kind = obj.get("type")
             if kind == "error" or "error" in obj:
                 raise stream_error(obj, event.data)
@@ -806,20 +806,6 @@ def _base64(value: Any) -> bytes:
         raise StreamError(
             f"a speech.audio.delta event's audio is not base64: {excerpt(value)}", body=value
         ) from None
-
-
-def _json_object(data: str, what: str) -> Dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        raise StreamError(
-            f"malformed {what}, not JSON: {excerpt(data)}",
-            hint="the server or a proxy corrupted the stream",
-            body=data,
-        ) from None
-    if not isinstance(obj, dict):
-        raise StreamError(f"malformed {what}, not a JSON object: {excerpt(data)}", body=data)
-    return obj
 
 
 # -- WAV ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from ..errors import StreamError
 from .completion import ChoiceDelta, ToolCallDelta, Usage, read_choice, read_envelope
@@ -41,8 +41,10 @@ __all__ = [
     "Done",
     "ToolCallDelta",
     "chunk_from_object",
+    "event_object",
     "excerpt",
     "interpret",
+    "loads_or_text",
     "stream_error",
 ]
 
@@ -95,17 +97,29 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
     """
     data = event.data
     if event.event == "error":
-        raise stream_error(_loads_or_text(data), data)
+        raise stream_error(loads_or_text(data), data)
     stripped = data.strip()
     if event.event != "message" or not stripped:
         return None
     if stripped == "[DONE]":
         return DONE
+    obj = event_object(data, "chunk")
+    if "error" in obj and not obj.get("choices"):
+        raise stream_error(obj, data)
+    return chunk_from_object(obj)
+
+
+def event_object(data: str, what: str) -> Dict[str, Any]:
+    """An event's data parsed as the JSON object it must be, or ``StreamError``.
+
+    ``what`` names it in the message ("chunk", "event"). Chat chunks,
+    Responses events and audio stream events are all read here.
+    """
     try:
         obj = json.loads(data)
     except ValueError:
         raise StreamError(
-            f"malformed chunk, not JSON: {excerpt(data)}",
+            f"malformed {what}, not JSON: {excerpt(data)}",
             hint="the server or a proxy corrupted the stream; `rawchat replay` "
             "shows a saved capture event by event",
             body=data,
@@ -114,13 +128,11 @@ def interpret(event: ServerSentEvent) -> Union[Chunk, Done, None]:
         # json.loads recurses once per level of nesting: a hostile "[[[[..."
         # runs out of stack long before it runs out of input.
         raise StreamError(
-            f"malformed chunk, nested too deeply to parse: {excerpt(data)}", body=data
+            f"malformed {what}, nested too deeply to parse: {excerpt(data)}", body=data
         ) from None
     if not isinstance(obj, dict):
-        raise StreamError(f"malformed chunk, not a JSON object: {excerpt(data)}", body=data)
-    if "error" in obj and not obj.get("choices"):
-        raise stream_error(obj, data)
-    return chunk_from_object(obj)
+        raise StreamError(f"malformed {what}, not a JSON object: {excerpt(data)}", body=data)
+    return obj
 
 
 def chunk_from_object(obj: Mapping[str, Any]) -> Chunk:
@@ -158,7 +170,8 @@ def _malformed(message: str, value: Any) -> StreamError:
     return StreamError(f"malformed chunk: {message}", body=value)
 
 
-def _loads_or_text(data: str) -> Any:
+def loads_or_text(data: str) -> Any:
+    """An error event's data: its JSON when it is JSON, else the text itself."""
     try:
         return json.loads(data)
     except (ValueError, RecursionError):

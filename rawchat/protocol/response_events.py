@@ -29,12 +29,11 @@ module makes explicit:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from ..errors import IncompleteStreamError, InvalidResponseError, StreamError
-from .chunks import excerpt, stream_error
+from .chunks import event_object, stream_error
 from .completion import int_or, label
 from .responses import Response, _response, parse_response
 from .sse import ServerSentEvent, SSEParser
@@ -369,7 +368,7 @@ class ResponseStreamDecoder:
             yield event
 
     def _decode(self, sse: ServerSentEvent) -> ResponseEvent:
-        obj = _loads(sse.data)
+        obj = event_object(sse.data, "event")
         kind = obj.get("type")
         if not isinstance(kind, str) or not kind:
             if sse.event == "error" or "error" in obj:  # an error in chat's shape
@@ -417,27 +416,6 @@ class ResponseStreamDecoder:
             "deadline); the text so far is on the error's .partial",
             partial=self.response(),
         )
-
-
-def _loads(data: str) -> Dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        raise StreamError(
-            f"malformed event, not JSON: {excerpt(data)}",
-            hint="the server or a proxy corrupted the stream; `rawchat replay` "
-            "shows a saved capture event by event",
-            body=data,
-        ) from None
-    except RecursionError:
-        # json.loads recurses once per level of nesting: a hostile "[[[[..."
-        # runs out of stack long before it runs out of input.
-        raise StreamError(
-            f"malformed event, nested too deeply to parse: {excerpt(data)}", body=data
-        ) from None
-    if not isinstance(obj, dict):
-        raise StreamError(f"malformed event, not a JSON object: {excerpt(data)}", body=data)
-    return obj
 
 
 def _malformed(message: str, value: Any) -> StreamError:
