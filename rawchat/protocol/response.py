@@ -42,25 +42,35 @@ __all__ = [
     "html_title",
     "parse_completion",
     "parse_tool_calls",
+    "refuse_html",
 ]
 
 
 def completion_from_response(response: HTTPResponse) -> Completion:
     """A successful (2xx) response to ``POST /chat/completions``."""
-    if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
-        raise InvalidResponseError(
-            f"expected a chat completion, got an HTML page{html_title(response.body)}",
-            status_code=response.status_code,
-            body=response.text(),
-            hint="something other than the API answered (a proxy, a login page, "
-            f"a web server); check the base URL, which led to {response.url}",
-        )
+    refuse_html(response, "a chat completion")
     return replace(
         parse_completion(response.json()),
         headers=response.headers,
         request_id=response.request_id,
         elapsed=response.elapsed,
     )
+
+
+def refuse_html(response: HTTPResponse, expected: str) -> None:
+    """``InvalidResponseError`` if a 2xx body is an HTML page, not the ``expected`` answer.
+
+    A captive portal, a login page or a web server at the wrong base URL
+    answers 200 with HTML; saying so beats a JSON error about its first byte.
+    """
+    if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
+        raise InvalidResponseError(
+            f"expected {expected}, got an HTML page{html_title(response.body)}",
+            status_code=response.status_code,
+            body=response.text(),
+            hint="something other than the API answered (a proxy, a login page, "
+            f"a web server); check the base URL, which led to {response.url}",
+        )
 
 
 def parse_completion(data: Any) -> Completion:

@@ -36,7 +36,7 @@ from ..errors import APIStatusError, InvalidRequestError, InvalidResponseError
 from .completion import int_or, label
 from .http import Headers, HTTPRequest, HTTPResponse
 from .request import encode_json, headers_for
-from .response import ErrorContext, error_details, error_from_response, html_title
+from .response import ErrorContext, error_details, error_from_response, refuse_html
 from .settings import Settings
 
 __all__ = [
@@ -561,14 +561,7 @@ def _response(data: Mapping[str, Any], output: Tuple[Dict[str, Any], ...]) -> Re
 
 def response_from_http(response: HTTPResponse) -> Response:
     """A successful (2xx) response to ``POST /responses`` or ``GET /responses/{id}``."""
-    if response.content_type == "text/html" or response.body.lstrip()[:1] == b"<":
-        raise InvalidResponseError(
-            f"expected a response object, got an HTML page{html_title(response.body)}",
-            status_code=response.status_code,
-            body=response.text(),
-            hint="something other than the API answered (a proxy, a login page, "
-            f"a web server); check the base URL, which led to {response.url}",
-        )
+    refuse_html(response, "a response object")
     return replace(
         parse_response(response.json()),
         headers=response.headers,
