@@ -332,16 +332,17 @@ class AsyncStreamingResponse:
                     with call.phase("body"):
                         self._events = await call.more(self._connection, self._parser)
                     continue
-                # Events not handed over yet stay on the response, where
-                # finish() can see whether the body has already ended.
-                event = self._events.pop(0)
-                if isinstance(event, EndOfMessage):
+                # What one read brought is handed over as one piece: the
+                # caller parses it in one go, whatever the chunk boundaries.
+                # The end of the body stays on the response until its data
+                # has been taken, where finish() can see that it has come.
+                ended = isinstance(self._events[0], EndOfMessage)
+                if ended:
+                    self._events.pop(0)
                     pieces = self._inflater.flush() if self._inflater else iter(())
                 else:
-                    assert isinstance(event, Data)
-                    pieces = (
-                        self._inflater.feed(event.data) if self._inflater else iter((event.data,))
-                    )
+                    data = self._take_data()
+                    pieces = self._inflater.feed(data) if self._inflater else iter((data,))
                 with call.phase("body"):
                     for piece in pieces:
                         size += len(piece)
@@ -355,13 +356,24 @@ class AsyncStreamingResponse:
                         if exchange is not None:
                             exchange.body(piece)
                         yield piece
-                if isinstance(event, EndOfMessage):
+                if ended:
                     self._finish()
         except BaseException as exc:
             self._abandon()
             if exchange is not None and isinstance(exc, RawchatError):
                 exchange.end(exc)
             raise
+
+    def _take_data(self) -> bytes:
+        """The data events at the front of the queue, joined; the rest stays."""
+        taken = 0
+        for event in self._events:
+            if not isinstance(event, Data):
+                break
+            taken += 1
+        data = [event.data for event in self._events[:taken]]  # type: ignore[attr-defined]
+        del self._events[:taken]
+        return data[0] if len(data) == 1 else b"".join(data)
 
     async def read(self, *, max_bytes: int = MAX_BODY_BYTES) -> bytes:
         """The whole body; one larger than ``max_bytes`` is refused."""
@@ -803,7 +815,7 @@ class _Connection(asyncio.Protocol):
         if not self._buffer and not self._eof:
             self._readable = self._loop.create_future()
             try:
-                await asyncio.wait_for(self._readable, timeout)
+                await _within(self._loop, self._readable, timeout)
             finally:
                 self._readable = None
         if self._buffer:
@@ -824,7 +836,7 @@ class _Connection(asyncio.Protocol):
         if self._writing_paused:
             self._writable = self._loop.create_future()
             try:
-                await asyncio.wait_for(self._writable, timeout)
+                await _within(self._loop, self._writable, timeout)
             finally:
                 self._writable = None
         if self._lost is not None:
@@ -848,6 +860,30 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.abort()  # no farewell needed: a half-read body is worthless
+
+
+async def _within(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future, timeout: Optional[float]
+) -> None:
+    """Await ``waiter`` for at most ``timeout`` seconds (``None``: no limit).
+
+    One timer on the loop, cancelled if the waiter is done first. This is
+    what ``asyncio.wait_for`` does, without the extra future and callbacks
+    it adds to every call: a stream waits like this once per read.
+    """
+    if timeout is None:
+        await waiter
+        return
+    timer = loop.call_later(timeout, _expire, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
 
 
 def _wake(waiter: Optional[asyncio.Future]) -> None:
@@ -875,14 +911,40 @@ def ca_bundle() -> str:
     return certifi.where()
 
 
+#: The variables that decide an http(s) URL's proxy, in both spellings
+#: (``REQUEST_METHOD``: under CGI, ``HTTP_PROXY`` is a request header).
+_PROXY_VARIABLES = (
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD",
+)  # fmt: skip
+_proxies_seen: Dict[Tuple[Optional[str], ...], Optional[str]] = {}
+
+
 def proxy_for(url: str) -> Optional[str]:
-    """The proxy for ``url`` from the environment (``HTTPS_PROXY``, ``NO_PROXY``...), if any."""
+    """The proxy for ``url`` from the environment (``HTTPS_PROXY``, ``NO_PROXY``...), if any.
+
+    Read for every request, as ``requests`` does. ``getproxies`` walks the
+    whole environment, which a thousand streams opening at once would pay a
+    thousand times, so its answer is kept for as long as the variables it
+    depends on keep their values.
+    """
     parts = urlsplit(url)
+    if not parts.hostname:
+        return None
     netloc = parts.netloc.rpartition("@")[2]
-    if not parts.hostname or proxy_bypass(netloc):
+    key = (parts.scheme, netloc, *(os.environ.get(name) for name in _PROXY_VARIABLES))
+    if key not in _proxies_seen:
+        if len(_proxies_seen) >= 256:
+            _proxies_seen.clear()
+        _proxies_seen[key] = _environment_proxy(parts.scheme, netloc)
+    return _proxies_seen[key]
+
+
+def _environment_proxy(scheme: str, netloc: str) -> Optional[str]:
+    if proxy_bypass(netloc):
         return None
     proxies = getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    proxy = proxies.get(scheme) or proxies.get("all")
     if not proxy:
         return None
     return proxy if "://" in proxy else f"http://{proxy}"

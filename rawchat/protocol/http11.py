@@ -336,9 +336,7 @@ class ResponseParser:
         if state in (_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE):
             return self._read_data()
         if state == _CHUNK_SIZE:
-            line = self._line(
-                MAX_LINE_BYTES, f"a chunk size line longer than {MAX_LINE_BYTES} bytes"
-            )
+            line = self._line(MAX_LINE_BYTES, _SIZE_LINE_TOO_LONG)
             if line is None:
                 return None
             self._left = _chunk_size(line)
@@ -518,6 +516,9 @@ def _content_length(value: str) -> int:
     if not raw or len(raw) > 18 or not set(raw) <= _DIGITS:
         raise MalformedResponseError(f"Content-Length {value!r} is not a number of bytes")
     return int(text)
+
+
+_SIZE_LINE_TOO_LONG = f"a chunk size line longer than {MAX_LINE_BYTES} bytes"
 
 
 def _chunk_size(line: bytes) -> int:

@@ -19,6 +19,7 @@ from rawchat.client.trace import Trace
 from rawchat.errors import APIConnectionError, APITimeoutError, ConfigError, InvalidResponseError
 from rawchat.protocol.http import Headers, HTTPRequest
 from rawchat.protocol.settings import Timeout
+from rawchat.simulator import Simulator
 
 from ..conftest import KEY
 from ..proxy_server import ProxyServer
@@ -81,26 +82,28 @@ def test_a_json_answer_from_the_simulator(sim):
     assert "gpt-4o-mini" in [m["id"] for m in response.json()["data"]]
 
 
-def test_a_streamed_chat_arrives_piece_by_piece_and_ends_with_done(sim):
+def test_a_streamed_chat_arrives_a_read_at_a_time_and_ends_with_done():
+    # Chunks 20 ms apart arrive in separate reads; each read is one piece.
     body = json.dumps(
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     ).encode()
-    request = HTTPRequest(
-        "POST",
-        sim.base_url + "/chat/completions",
-        Headers({**AUTH, "Content-Type": "application/json"}),
-        body,
-    )
 
-    async def main():
+    async def main(base_url):
+        request = HTTPRequest(
+            "POST",
+            base_url + "/chat/completions",
+            Headers({**AUTH, "Content-Type": "application/json"}),
+            body,
+        )
         async with AsyncTransport() as transport:
             response = await transport.open(request, QUICK)
             assert response.headers["transfer-encoding"] == "chunked"
             pieces = [piece async for piece in response.iter_bytes()]
             return pieces, transport.idle_connections
 
-    pieces, idle = run(main())
-    assert len(pieces) > 2  # one per SSE event, not one lump
+    with Simulator(chunk_interval=0.02) as sim:
+        pieces, idle = run(main(sim.base_url))
+    assert len(pieces) > 2  # as they came, not one lump
     assert b"".join(pieces).endswith(b"data: [DONE]\n\n")
     assert idle == 1
 
