@@ -329,13 +329,6 @@ class ChatEvents(EventStreamCore[Chunk, Completion]):
     def _characters(self) -> int:
         return len(self._partial().content or "")
 
-    @staticmethod
-    def _text_of(chunk: Chunk) -> Iterator[str]:
-        """The first choice's text in ``chunk``, if any."""
-        for choice in chunk.choices:
-            if choice.index == 0 and choice.content:
-                yield choice.content
-
 
 class Stream(ChatEvents, EventStream[Chunk, Completion]):
     """A streamed chat completion: iterate it for ``Chunk`` values, or ``text()``.
@@ -355,7 +348,9 @@ class Stream(ChatEvents, EventStream[Chunk, Completion]):
     def text(self) -> Iterator[str]:
         """The first choice's text deltas, each as soon as its bytes arrive."""
         for chunk in self:
-            yield from self._text_of(chunk)
+            text = chunk.content  # the first choice's
+            if text:
+                yield text
 
     @property
     def completion(self) -> Completion:
