@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import InvalidRequestError
@@ -136,7 +137,7 @@ def headers_for(
     # Checked here, where the header's source is known: http.client would
     # refuse it later with an error that quotes the whole header, key and all.
     for name, value in headers:
-        check_header(name, value, _source(name, settings, extra))
+        check_header(name, value, partial(_source, name, settings, extra))
     return headers
 
 

@@ -18,9 +18,10 @@ where the key came from, and never what it is.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple, TypeVar, Union
+from typing import Callable, Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 from ..errors import ConfigError
@@ -297,22 +298,30 @@ def normalize_base_url(url: str, source: str = "base_url") -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def check_header(name: str, value: str, source: str) -> None:
+#: What a header cannot carry: CR, LF and NUL (they would end it early, RFC
+#: 9110 section 5.5) and anything outside Latin-1 (it cannot be encoded); a
+#: name cannot hold a space or a colon either.
+_NOT_IN_VALUE = re.compile("[\r\n\0\u0100-\U0010ffff]")
+_NOT_IN_NAME = re.compile("[\r\n\0 :\u0100-\U0010ffff]")
+
+
+def check_header(name: str, value: str, source: Union[str, Callable[[], str]]) -> None:
     """Refuse a header an HTTP/1.1 request cannot carry, naming where it came from.
 
-    A CR or LF would end the header early (RFC 9110 section 5.5 forbids
-    them); a character outside Latin-1 cannot be encoded at all. The value
-    is never shown: it may be a credential.
+    ``source`` describes where the header came from, or is a function that
+    does (called only to word the error). The value is never shown: it may
+    be a credential.
     """
-    for what, text in (("name", name), ("value", value)):
-        for position, char in enumerate(text):
-            if char in "\r\n\0" or ord(char) > 0xFF or (what == "name" and char in " :"):
-                raise ConfigError(
-                    f"the header {what} from {source} has a character it cannot carry "
-                    f"(U+{ord(char):04X}) at position {position}",
-                    hint="headers are one line of Latin-1 text; copy the value again "
-                    "without line breaks",
-                )
+    for what, text, pattern in (("name", name, _NOT_IN_NAME), ("value", value, _NOT_IN_VALUE)):
+        bad = pattern.search(text)
+        if bad is not None:
+            where = source if isinstance(source, str) else source()
+            raise ConfigError(
+                f"the header {what} from {where} has a character it cannot carry "
+                f"(U+{ord(bad.group()):04X}) at position {bad.start()}",
+                hint="headers are one line of Latin-1 text; copy the value again "
+                "without line breaks",
+            )
 
 
 @dataclass(frozen=True)
