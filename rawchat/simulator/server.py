@@ -24,6 +24,10 @@ __all__ = ["SimulatorServer"]
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and chunked encoding
+    # Writes wait in a buffer until flushed: a stream's head then leaves in
+    # one send with its first chunk, as a server that answers at once does,
+    # instead of in a packet of its own.
+    wbufsize = 64 * 1024
     server: SimulatorServer
 
     def do_GET(self) -> None:
@@ -52,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
             self.wfile.write(response.body)
+            self.wfile.flush()
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -63,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _write_steps(self, steps: Sequence[Step]) -> None:
         for step in steps:
             if isinstance(step, Pause):
+                self.wfile.flush()  # what came before the pause is on its way
                 time.sleep(step.seconds)
             elif isinstance(step, Drop):
                 # Announce a chunk larger than what follows, then hang up.
@@ -76,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(step), step))
                 self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: object) -> None:
         if self.server.verbose:
@@ -87,6 +94,10 @@ class SimulatorServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new
+    # connections (16 threads starting at once), which the client resends a
+    # second later: a stall that is the simulator's, not the client's.
+    request_queue_size = 128
 
     def __init__(
         self, app: SimulatorApp, address: Tuple[str, int], *, verbose: bool = False
