@@ -108,6 +108,10 @@ class MalformedResponseError(APIConnectionError):
 # ---------------------------------------------------------------- requests out
 
 
+#: A control character or any kind of space: a request target holds none.
+_NOT_IN_TARGET = re.compile(r"[\x00-\x20]|\s")
+
+
 @dataclass(frozen=True)
 class RequestHead:
     """A request line and its header fields, checked so they encode to one meaning.
@@ -127,14 +131,14 @@ class RequestHead:
         object.__setattr__(self, "headers", tuple((str(n), str(v)) for n, v in self.headers))
         if not _TOKEN_TEXT.fullmatch(self.method):
             raise InvalidRequestError(f"{self.method!r} is not an HTTP method")
-        if not self.target or any(c.isspace() or ord(c) < 0x21 for c in self.target):
+        if not self.target or _NOT_IN_TARGET.search(self.target):
             raise InvalidRequestError(
                 f"{self.target!r} is not a request target (no spaces allowed)"
             )
         for name, value in self.headers:
             if not _TOKEN_TEXT.fullmatch(name):
                 raise InvalidRequestError(f"{name!r} is not a header name")
-            if any(c in value for c in "\r\n\x00"):
+            if "\r" in value or "\n" in value or "\x00" in value:
                 raise InvalidRequestError(
                     f"the value of header {name!r} holds a line break or NUL",
                     hint="a key copied with its trailing newline? strip it",
