@@ -33,8 +33,12 @@ class RawServer:
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> RawServer:
         self._thread.start()

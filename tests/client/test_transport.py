@@ -557,12 +557,25 @@ def test_a_head_in_before_the_deadline_is_answered_as_usual():
 # -- connections: closed with what they carry ------------------------------------------
 
 
-def sockets_open() -> int:
-    return sum(
-        os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        for fd in os.listdir("/proc/self/fd")
-        if os.path.exists(f"/proc/self/fd/{fd}")
-    )
+def sockets_to(port: int) -> int:
+    """This process's sockets connected to ``port``: the client ends of
+    connections to a test server, whatever other tests left running."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            with open(table) as lines:
+                next(lines)  # the column names
+                for line in lines:
+                    fields = line.split()
+                    if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") in inodes
+        except OSError:  # closed since it was listed
+            pass
+    return count
 
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux only")
@@ -584,9 +597,9 @@ def test_a_stream_closed_before_its_end_closes_its_socket():
         source = transport.open(get(server.base_url + "/x"), Timeout(2, 2))
         pieces = source.iter_bytes()  # held: a generator let go of closes on its own
         next(pieces)
-        during = sockets_open()
+        during = sockets_to(server.port)
         source.close()
-        after = sockets_open()  # the server still holds its end open
+        after = sockets_to(server.port)
         release.set()
     assert during - after == 1
 
@@ -597,9 +610,9 @@ def test_closing_the_transport_closes_the_sockets_of_streams_left_open():
     with RawServer(held_open(release)) as server:
         transport = Transport()
         sources = [transport.open(get(server.base_url + "/x"), Timeout(2, 2)) for _ in range(3)]
-        during = sockets_open()
+        during = sockets_to(server.port)
         transport.close()
-        after = sockets_open()  # the server still holds its ends open
+        after = sockets_to(server.port)
         release.set()
     assert (during - after, len(sources)) == (3, 3)
 
@@ -614,7 +627,6 @@ def test_threads_beyond_the_pool_leave_no_socket_open_after_close():
 
     with RawServer(script) as server:
         transport = Transport(pool_maxsize=2)
-        before = sockets_open()
         barrier = threading.Barrier(6)
 
         def one():
@@ -628,7 +640,7 @@ def test_threads_beyond_the_pool_leave_no_socket_open_after_close():
         for thread in threads:
             thread.join(10)
         transport.close()
-        client_side = sockets_open() - before - 6  # the server's six ends are still open
+        client_side = sockets_to(server.port)
         release.set()
     assert client_side == 0
 
@@ -719,11 +731,11 @@ def test_finishing_an_answer_whose_server_holds_the_connection_open_closes_it():
     with RawServer(script) as server:
         source = Transport().open(get(server.base_url + "/x"), Timeout(2, 30))
         pieces = read_until_done(source)
-        during = sockets_open()
+        during = sockets_to(server.port)
         started = time.monotonic()
         source.finish(grace=0.1)
         waited = time.monotonic() - started
-        after = sockets_open()
+        after = sockets_to(server.port)
         pieces.close()
         release.set()
     assert during - after == 1
