@@ -74,7 +74,7 @@ def test_a_soak_loses_nothing_and_leaks_nothing(tmp_path):
                                   clock=SHORT_SLEEPS) for i in range(8)]  # fmt: skip
         one_call(clients[0], 0)  # warm up pools and threads
         threads_before = threading.active_count()
-        sockets_before = sockets_open() if os.path.isdir("/proc/self/fd") else None
+        sockets_before = sockets_open(sim.port) if os.path.isdir("/proc/self/fd") else None
         gc.collect()
         tracemalloc.start()
         with ThreadPoolExecutor(16) as pool:
@@ -108,12 +108,12 @@ def test_a_soak_loses_nothing_and_leaks_nothing(tmp_path):
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and (
             threading.active_count() > threads_before
-            or (sockets_before is not None and sockets_open() > sockets_before)
+            or (sockets_before is not None and sockets_open(sim.port) > sockets_before)
         ):
             time.sleep(0.05)
         assert threading.active_count() <= threads_before
         if sockets_before is not None:
-            assert sockets_open() <= sockets_before
+            assert sockets_open(sim.port) <= sockets_before
         print(
             f"\nsoak: {REQUESTS} requests in {elapsed:.1f} s, memory grew {grown} bytes, outcomes {sorted(outcomes)}"
         )
