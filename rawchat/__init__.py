@@ -33,12 +33,15 @@ _HOMES = {
     "Client": "client.client",
     "AsyncClient": "client.aio",
     "Stream": "client.stream",
+    "TranscriptStream": "client.audio",
+    "SpeechStream": "client.audio",
     "Clock": "client.clock",
     "Policies": "policies",
     "Completion": "protocol.completion",
     "ToolCall": "protocol.completion",
     "Usage": "protocol.completion",
     "Response": "protocol.responses",
+    "Transcription": "protocol.audio",
     "Timeout": "protocol.settings",
     "RetryPolicy": "protocol.retry",
     "SSEParser": "protocol.sse",
@@ -93,11 +96,14 @@ __all__ = [
     "SSEParser",
     "ServerSentEvent",
     "Simulator",
+    "SpeechStream",
     "Stream",
     "StreamError",
     "Summarize",
     "Timeout",
     "ToolCall",
+    "TranscriptStream",
+    "Transcription",
     "TrimReport",
     "Usage",
     "UsageMeter",
@@ -127,6 +133,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from . import errors
     from .client.aio import AsyncClient
+    from .client.audio import SpeechStream, TranscriptStream
     from .client.client import Client
     from .client.clock import Clock
     from .client.stream import Stream
@@ -148,6 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .policies import Policies
     from .policies.usage import UsageMeter
+    from .protocol.audio import Transcription
     from .protocol.completion import Completion, ToolCall, Usage
     from .protocol.responses import Response
     from .protocol.retry import RetryPolicy

@@ -41,6 +41,12 @@ from typing import (
 from ..errors import APIConnectionError, APIError, APITimeoutError, IncompleteStreamError
 from ..policies import Policies
 from ..policies.fallback import Target
+from ..protocol.audio import (
+    MAX_UPLOAD_BYTES,
+    TranscriptDelta,
+    Transcription,
+    transcription_from_http,
+)
 from ..protocol.chunks import Chunk
 from ..protocol.completion import Completion
 from ..protocol.http import HTTPResponse
@@ -50,12 +56,21 @@ from ..protocol.retry import RetryPolicy
 from ..protocol.settings import DEFAULT_TIMEOUT, TimeoutLike
 from .aio_transport import AsyncTransport
 from .attempts import Endpoint
+from .audio import AudioFile, AudioOpening, FilePath, Speech, SpeechEvents, TranscriptEvents
+from .batches import AsyncBatches, AsyncFiles
 from .client import BaseClient, _deleted, _models_of, _WholeCall
 from .clock import Clock
 from .stream import ChatEvents, EventStreamCore, ResponseEvents
 from .trace import Trace
 
-__all__ = ["AsyncClient", "AsyncEventStream", "AsyncResponseStream", "AsyncStream"]
+__all__ = [
+    "AsyncClient",
+    "AsyncEventStream",
+    "AsyncResponseStream",
+    "AsyncSpeechStream",
+    "AsyncStream",
+    "AsyncTranscriptStream",
+]
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -107,6 +122,9 @@ class AsyncClient(BaseClient):
                 clock=clock.monotonic, trace=trace,
             ),
         )  # fmt: skip
+        #: The Files and Batch APIs (``batches.py``), awaited.
+        self.files = AsyncFiles(self)
+        self.batches = AsyncBatches(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -183,6 +201,84 @@ class AsyncClient(BaseClient):
     async def delete_response(self, response_id: str) -> Dict[str, Any]:
         """``DELETE /responses/{id}``: forget a stored response."""
         return _deleted(await self._stored("DELETE", response_id).send_async())
+
+    async def transcribe(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Transcription:
+        """``Client.transcribe()``, awaited: ``POST /audio/transcriptions``.
+
+        The file is read on the event loop's thread (once, up front).
+        """
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, **params,
+        )  # fmt: skip
+        return transcription_from_http(await call.send_async(), params.get("response_format"))
+
+    async def translate(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Transcription:
+        """``Client.translate()``, awaited: ``POST /audio/translations``."""
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, translate=True, **params,
+        )  # fmt: skip
+        return transcription_from_http(await call.send_async(), params.get("response_format"))
+
+    def transcribe_stream(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> AsyncTranscriptStream:
+        """``Client.transcribe_stream()`` for ``async with`` and ``async for``."""
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, stream=True, **params,
+        )  # fmt: skip
+        opening = AudioOpening(call)
+        return opening.handle(AsyncTranscriptStream, opening.open_async)  # type: ignore[no-any-return]
+
+    def speak(
+        self,
+        text: str,
+        *,
+        model: Optional[str] = None,
+        voice: Any = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> AsyncSpeechStream:
+        """``Client.speak()`` for ``async with``: ``async for`` over ``iter_bytes()``,
+        or ``await save(path)``."""
+        opening = self._speech(text, model, voice, extra_headers, retry, params)
+        return opening.handle(  # type: ignore[no-any-return]
+            AsyncSpeechStream, opening.open_async, response_format=params.get("response_format")
+        )
 
     async def models(self) -> List[Dict[str, Any]]:
         """``GET /models``: the model objects the server lists."""
@@ -314,7 +410,8 @@ class AsyncStream(ChatEvents, AsyncEventStream[Chunk, Completion]):
     async def text(self) -> AsyncIterator[str]:
         """The first choice's text deltas, each as soon as its bytes arrive."""
         async for chunk in self:
-            for text in self._text_of(chunk):
+            text = chunk.content  # the first choice's
+            if text:
                 yield text
 
     @property
@@ -343,4 +440,60 @@ class AsyncResponseStream(ResponseEvents, AsyncEventStream[ResponseEvent, Respon
     @property
     def response(self) -> Response:
         """The assembled ``Response`` (read the stream to its end first)."""
+        return self._final()
+
+
+class AsyncTranscriptStream(TranscriptEvents, AsyncEventStream[TranscriptDelta, Transcription]):
+    """A streamed transcript on the event loop (``audio.py``'s ``TranscriptStream``).
+
+    ``async for`` it for ``TranscriptDelta`` values, or over ``text()``::
+
+        async with client.transcribe_stream("talk.wav", model="gpt-4o-mini-transcribe") as s:
+            async for text in s.text():
+                print(text, end="", flush=True)
+        s.transcription  # the whole Transcription, once read to the end
+    """
+
+    async def __aenter__(self) -> AsyncTranscriptStream:
+        return await super().__aenter__()  # type: ignore[no-any-return]
+
+    async def text(self) -> AsyncIterator[str]:
+        """The transcript's pieces, each as soon as its bytes arrive."""
+        async for delta in self:
+            if delta.text:
+                yield delta.text
+
+    @property
+    def transcription(self) -> Transcription:
+        """The whole transcript (read the stream to its end first)."""
+        return self._final()
+
+
+class AsyncSpeechStream(SpeechEvents, AsyncEventStream[bytes, Speech]):
+    """Speech as it arrives, on the event loop (``audio.py``'s ``SpeechStream``).
+
+    ``async for`` over ``iter_bytes()`` for the audio, or ``await save(path)``::
+
+        async with client.speak("Hello!", model="gpt-4o-mini-tts", voice="coral") as audio:
+            await audio.save("hello.mp3")
+    """
+
+    async def __aenter__(self) -> AsyncSpeechStream:
+        return await super().__aenter__()  # type: ignore[no-any-return]
+
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        """The audio, each piece as soon as it arrives (decoded from base64 for SSE)."""
+        return self.__aiter__()
+
+    async def save(self, path: FilePath) -> Speech:
+        """Write the audio to ``path`` as it arrives (``SpeechStream.save``).
+        The writes are small and local, made on the event loop's thread."""
+        with self._writer(path) as writer:
+            async for piece in self:
+                writer.write(piece)
+        return self._final()
+
+    @property
+    def speech(self) -> Speech:
+        """What the answer came to (read the audio to its end first)."""
         return self._final()

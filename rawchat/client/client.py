@@ -27,6 +27,11 @@ map errors with ``responses_error()`` (its hints: no stored state, no
 ``ResponseStream``; the usage it reports (``input_tokens``,
 ``output_tokens``) goes to the same meter and corrections as chat's.
 
+Audio (``transcribe()``, ``translate()``, ``transcribe_stream()``,
+``speak()``) builds with ``protocol/audio.py`` and ``client/audio.py`` (the
+upload read once, a random multipart boundary) and takes the attempt loop
+with ``audio_error``'s hints, but no route: a fallback is a chat model.
+
 ``chat()`` and ``stream()`` walk the same path; a stream's response is
 handed over once its headers are in, and a stream that breaks off before
 any content reached the caller goes back through its attempt loop and its
@@ -66,6 +71,13 @@ from urllib.parse import quote
 from ..errors import APIError, ConfigError, InvalidRequestError, InvalidResponseError
 from ..policies import CircuitBreaker, Hooks, Policies
 from ..policies.fallback import FALL_THROUGH, Fallback, Route, Target, cache_key
+from ..protocol.audio import (
+    MAX_UPLOAD_BYTES,
+    Transcription,
+    audio_error,
+    build_speech_request,
+    transcription_from_http,
+)
 from ..protocol.completion import Completion, Usage
 from ..protocol.http import Headers, HTTPRequest, HTTPResponse, fingerprint, redact_url
 from ..protocol.request import build_chat_request, build_request
@@ -86,6 +98,8 @@ from ..protocol.retry import RetryPolicy
 from ..protocol.settings import DEFAULT_TIMEOUT, PROFILES, Settings, TimeoutLike
 from ..protocol.tokens import Calibration, estimate_messages
 from .attempts import Call, Endpoint
+from .audio import AudioFile, AudioOpening, SpeechStream, TranscriptStream, transcription_request
+from .batches import Batches, Files
 from .clock import Clock, Deadline
 from .stream import ResponseStream, Stream
 from .transport import Transport
@@ -292,6 +306,44 @@ class BaseClient:
             self.endpoint, request, clock=self.clock, deadline=deadline, errors=responses_error
         )
 
+    def _transcription(
+        self,
+        file: AudioFile,
+        model: Optional[str],
+        retry: Optional[RetryPolicy],
+        **options: Any,
+    ) -> Call:
+        """``POST /audio/transcriptions`` (or ``/translations``): the file read
+        once, the body built once; ``options`` as ``transcription_request`` takes them."""
+        request = transcription_request(self.settings, file, model=model, **options)
+        return self._audio(request, model, retry)
+
+    def _speech(
+        self,
+        text: str,
+        model: Optional[str],
+        voice: Any,
+        extra_headers: Optional[Mapping[str, str]],
+        retry: Optional[RetryPolicy],
+        params: Dict[str, Any],
+    ) -> AudioOpening:
+        """``POST /audio/speech``, to be opened as a stream of audio."""
+        request = build_speech_request(
+            self.settings, text, model=model, voice=voice, extra_headers=extra_headers, **params
+        )
+        return AudioOpening(self._audio(request, model, retry))
+
+    def _audio(
+        self, request: HTTPRequest, model: Optional[str], retry: Optional[RetryPolicy]
+    ) -> Call:
+        """The attempt loop for an audio request, with the audio error hints and
+        no route (a fallback is a chat model: see ``client/audio.py``)."""
+        deadline = self.clock.deadline(self.deadline)
+        return Call(
+            self.endpoint, request, clock=self.clock, deadline=deadline, model=model,
+            retry=_checked_retry(retry), errors=audio_error,
+        )  # fmt: skip
+
     def _any(self, method: str, path: str, json: Any = None) -> Call:
         """Any other endpoint: ``path`` relative to the base URL, ``json`` the body."""
         request = build_request(self.settings, method, path, json)
@@ -422,6 +474,10 @@ class Client(BaseClient):
                 session, pool_maxsize=pool_maxsize, clock=clock.monotonic, trace=trace
             ),
         )  # fmt: skip
+        #: The Files and Batch APIs (``batches.py``): ``files.create(...)``,
+        #: ``batches.create(...)``.
+        self.files = Files(self)
+        self.batches = Batches(self)
 
     def __enter__(self) -> Client:
         return self
@@ -529,6 +585,107 @@ class Client(BaseClient):
         """``DELETE /responses/{id}``: forget a stored response; returns the
         server's confirmation (``{"id", "object", "deleted": true}`` on OpenAI)."""
         return _deleted(self._stored("DELETE", response_id).send())
+
+    def transcribe(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Transcription:
+        """``POST /audio/transcriptions``: the text of ``file``, as a ``Transcription``.
+
+        ``file`` is the audio's bytes, a path or a binary file object, read
+        once (a retry sends the same body); ``filename`` names it when its
+        own name does not end in the audio's extension. A file over
+        ``max_bytes`` is refused before it is read. ``params`` are the form
+        fields: ``language``, ``prompt``, ``temperature``,
+        ``response_format`` (json, text, srt, vtt, verbose_json...),
+        ``timestamp_granularities``... ``boundary`` fixes the multipart
+        boundary (random by default). ``extra_headers`` and ``retry`` are as
+        in ``chat()``.
+        """
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, **params,
+        )  # fmt: skip
+        return transcription_from_http(call.send(), params.get("response_format"))
+
+    def translate(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> Transcription:
+        """``POST /audio/translations``: ``file``'s speech in English, as ``transcribe()``
+        (its ``params``: ``prompt``, ``response_format``, ``temperature``)."""
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, translate=True, **params,
+        )  # fmt: skip
+        return transcription_from_http(call.send(), params.get("response_format"))
+
+    def transcribe_stream(
+        self,
+        file: AudioFile,
+        *,
+        model: Optional[str] = None,
+        filename: Optional[str] = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        boundary: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> TranscriptStream:
+        """``transcribe()`` with ``stream=true``; returns a ``TranscriptStream``.
+
+        The file is read and checked at once; the request goes out when the
+        ``with`` block is entered. ``text()`` yields the transcript as it
+        arrives, in any of the three shapes servers stream it in; then
+        ``.transcription`` is the whole ``Transcription``. As with chat
+        streams, it is tried again only while no text has reached the caller.
+        """
+        call = self._transcription(
+            file, model, retry, filename=filename, max_bytes=max_bytes, boundary=boundary,
+            extra_headers=extra_headers, stream=True, **params,
+        )  # fmt: skip
+        opening = AudioOpening(call)
+        return opening.handle(TranscriptStream, opening.open)  # type: ignore[no-any-return]
+
+    def speak(
+        self,
+        text: str,
+        *,
+        model: Optional[str] = None,
+        voice: Any = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[RetryPolicy] = None,
+        **params: Any,
+    ) -> SpeechStream:
+        """``POST /audio/speech``: ``text`` spoken by ``voice``; returns a ``SpeechStream``.
+
+        The request goes out when the ``with`` block is entered;
+        ``iter_bytes()`` hands the audio over as it arrives and
+        ``save(path)`` writes it to a file. ``params``: ``instructions``,
+        ``response_format`` (mp3, opus, aac, flac, wav, pcm), ``speed``,
+        ``stream_format`` (``"audio"``, or ``"sse"`` for base64 events with
+        the usage at the end).
+        """
+        opening = self._speech(text, model, voice, extra_headers, retry, params)
+        return opening.handle(  # type: ignore[no-any-return]
+            SpeechStream, opening.open, response_format=params.get("response_format")
+        )
 
     def models(self) -> List[Dict[str, Any]]:
         """``GET /models``: the model objects the server lists (``id``, ``owned_by``...)."""

@@ -14,11 +14,17 @@ each stamped with the milliseconds since the request started. Three sinks:
 * ``HARTrace``: an HTTP Archive 1.2 file (``--har``) that browsers'
   developer tools open (http://www.softwareishard.com/blog/har-12-spec/).
 
+Audio is never dumped: a ``multipart/form-data`` upload shows its text
+fields and each file part as ``<N bytes of TYPE>`` (``MultipartForm.summary``;
+in a HAR file, its ``params``), and an audio answer's pieces show as
+``<N bytes of audio/...>`` (in a HAR file, its body in base64).
+
 ``MultiTrace`` sends to several at once.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -171,12 +177,35 @@ def _events_of(piece: bytes) -> List[bytes]:
 
 
 def _body_text(request: HTTPRequest) -> str:
+    if request.form is not None:
+        return request.form.summary()
     if not request.body:
         return ""
     try:
         return json.dumps(request.json(), indent=2, ensure_ascii=False)
     except ValueError:
         return escape(request.body)
+
+
+def _sent_body(request: HTTPRequest) -> str:
+    """The request body as a trace records it: a form by its summary."""
+    if request.form is not None:
+        return request.form.summary()
+    return request.body.decode("utf-8", "replace")
+
+
+def _audio_type(exchange: Exchange) -> str:
+    """The response's media type if it is audio (whose pieces are not shown), else ``""``."""
+    media = Headers(exchange.response_headers).get("content-type", "").split(";")[0].strip()
+    return media.lower() if media.lower().startswith("audio/") else ""
+
+
+def _piece_text(exchange: Exchange, piece: bytes) -> List[str]:
+    """A body piece as trace lines: one per SSE event it ends, or audio by its size."""
+    audio = _audio_type(exchange)
+    if audio:
+        return [f"<{len(piece):,} bytes of {audio}>"]
+    return [escape(event) for event in _events_of(piece)]
 
 
 def _error_text(error: Optional[BaseException]) -> str:
@@ -227,11 +256,11 @@ class TextTrace(Trace):
         # A read can hold many events (a fast server, a buffering proxy): one
         # line each, the read's time and size on the first, "+" on the rest.
         tag = f"#{exchange.number} <"
-        for number, event in enumerate(_events_of(piece)):
+        for number, event in enumerate(_piece_text(exchange, piece)):
             if number:
-                self._write(f"{tag} {'':9}     {'':5} +  {escape(event)}", "2")
+                self._write(f"{tag} {'':9}     {'':5} +  {event}", "2")
             else:
-                self._write(f"{tag} {at:9.1f} ms  {len(piece):5d} B  {escape(event)}", "2")
+                self._write(f"{tag} {at:9.1f} ms  {len(piece):5d} B  {event}", "2")
 
     def on_end(
         self, exchange: Exchange, at: float, error: Optional[BaseException], note: str
@@ -258,7 +287,7 @@ class JSONLinesTrace(Trace):
             "time": _iso(exchange.wall_started), "method": request.method,
             "url": redact_url(request.url),
             "headers": [list(pair) for pair in exchange.headers],
-            "body": request.body.decode("utf-8", "replace"),
+            "body": _sent_body(request),
         })  # fmt: skip
 
     def on_response(self, exchange: Exchange) -> None:
@@ -272,7 +301,7 @@ class JSONLinesTrace(Trace):
     def on_body(self, exchange: Exchange, at: float, piece: bytes) -> None:
         self._write({
             "exchange": exchange.number, "event": "body", "ms": round(at, 3),
-            "size": len(piece), "bytes": escape(piece),
+            "size": len(piece), "bytes": "".join(_piece_text(exchange, piece)),
         })  # fmt: skip
 
     def on_end(
@@ -323,11 +352,7 @@ class HARTrace(Trace):
                 "httpVersion": "HTTP/1.1",
                 "cookies": [],
                 "headers": [{"name": n, "value": v} for n, v in exchange.response_headers],
-                "content": {
-                    "size": len(body),
-                    "mimeType": response_headers.get("content-type", ""),
-                    "text": body.decode("utf-8", "replace"),
-                },
+                "content": _content(body, response_headers.get("content-type", "")),
                 "redirectURL": response_headers.get("location", ""),
                 "headersSize": -1,
                 "bodySize": len(body),
@@ -336,10 +361,7 @@ class HARTrace(Trace):
             "timings": {"send": 0, "wait": round(wait, 3), "receive": round(at - wait, 3)},
         }
         if request.body:
-            entry["request"]["postData"] = {
-                "mimeType": Headers(exchange.headers).get("content-type", "application/json"),
-                "text": request.body.decode("utf-8", "replace"),
-            }
+            entry["request"]["postData"] = _post_data(request, Headers(exchange.headers))
         if error is not None:
             entry["comment"] = _error_text(error)
         return entry
@@ -356,6 +378,32 @@ class HARTrace(Trace):
             }
         }
         atomic_write(self.path, json.dumps(log, ensure_ascii=False, indent=1))
+
+
+def _content(body: bytes, media: str) -> Dict[str, Any]:
+    """A HAR response ``content``: audio in base64, as HAR 1.2 allows for binary bodies."""
+    content: Dict[str, Any] = {"size": len(body), "mimeType": media}
+    if media.lower().startswith("audio/"):
+        content.update(text=base64.b64encode(body).decode("ascii"), encoding="base64")
+    else:
+        content["text"] = body.decode("utf-8", "replace")
+    return content
+
+
+def _post_data(request: HTTPRequest, headers: Headers) -> Dict[str, Any]:
+    """A HAR ``postData``: the text, or a form's ``params`` (files by name and type only)."""
+    media = headers.get("content-type", "application/json")
+    if request.form is None:
+        return {"mimeType": media, "text": request.body.decode("utf-8", "replace")}
+    params = []
+    for part in request.form.parts:
+        if part.is_file:
+            param = {"name": part.name, "fileName": part.filename or ""}
+            param["contentType"] = part.content_type or ""
+        else:
+            param = {"name": part.name, "value": part.data.decode("utf-8", "replace")}
+        params.append(param)
+    return {"mimeType": media, "params": params}
 
 
 def _iso(wall: float) -> str:

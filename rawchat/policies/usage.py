@@ -9,7 +9,9 @@ tokens; reasoning tokens are billed as output), and enforces budgets
 *before* a request would cross them, from an estimate of its size.
 
 Prices change; the table says when it was taken (``PRICES_DATE``). Pass
-your own ``prices`` for anything it lacks or gets wrong.
+your own ``prices`` for anything it lacks or gets wrong. An answer of the
+Batch API (https://platform.openai.com/docs/guides/batch) costs
+``BATCH_DISCOUNT`` of the listed price: ``record(..., batch=True)``.
 
 Hooks: ``on_record`` is called with each ``Record``; each record is logged
 on the ``rawchat.policies.usage`` logger; ``prometheus()`` renders the totals in the
@@ -29,12 +31,23 @@ from ..errors import BudgetExceededError
 from ..protocol.completion import Usage
 from ..protocol.settings import by_model_name
 
-__all__ = ["PRICES", "PRICES_DATE", "Price", "Record", "Totals", "UsageMeter", "price_for"]
+__all__ = [
+    "BATCH_DISCOUNT",
+    "PRICES",
+    "PRICES_DATE",
+    "Price",
+    "Record",
+    "Totals",
+    "UsageMeter",
+    "price_for",
+]
 
 log = logging.getLogger("rawchat.policies.usage")
 
 #: When the prices below were taken from the providers' public price lists.
 PRICES_DATE = "2025-08-01"
+#: The share of the listed price a Batch API answer costs (half, on OpenAI).
+BATCH_DISCOUNT = 0.5
 
 
 @dataclass(frozen=True)
@@ -135,12 +148,16 @@ class UsageMeter:
             raise ValueError(f"on_budget must be 'raise' or 'warn', got {self.on_budget!r}")
         self._lock = threading.Lock()
 
-    def record(self, model: str, usage: Optional[Usage], key: str = "") -> Optional[Record]:
-        """Count one answer's usage (``None`` when the server reported none)."""
+    def record(
+        self, model: str, usage: Optional[Usage], key: str = "", *, batch: bool = False
+    ) -> Optional[Record]:
+        """Count one answer's usage (``None`` when the server reported none);
+        ``batch``: it came through the Batch API, at ``BATCH_DISCOUNT`` of the price."""
         if usage is None:
             return None
         price = price_for(model, self.prices)
-        record = Record(model, key, usage, price.cost(usage) if price else None)
+        share = BATCH_DISCOUNT if batch else 1.0
+        record = Record(model, key, usage, price.cost(usage) * share if price else None)
         with self._lock:
             self.total.add(record)
             self.by_model.setdefault(model, Totals()).add(record)

@@ -70,8 +70,10 @@ def _error(status: int, message: str, code: Optional[str] = None, param: Optiona
 
 
 class BatchesEndpoint:
-    """Files and batches held in memory; ``uploads`` and ``created`` count the
-    files uploaded and batches created, so a test sees what was paid twice."""
+    """Files and batches held in memory; ``uploads``, ``created`` and
+    ``downloads`` count the files uploaded, the batches created and the file
+    contents read, so a test sees what was sent or fetched twice. A batch
+    keeps the ``timing`` it was created with."""
 
     def __init__(self, answer: Answer, timing: BatchTiming = BatchTiming()) -> None:
         self.answer = answer
@@ -82,6 +84,7 @@ class BatchesEndpoint:
         self._lines: Dict[str, List[Dict[str, Any]]] = {}
         self.uploads = 0
         self.created = 0
+        self.downloads = 0
 
     # -- files --------------------------------------------------------------
 
@@ -100,7 +103,7 @@ class BatchesEndpoint:
         if len(upload.data) > MAX_FILE_BYTES:
             return _error(413, f"File is larger than {MAX_FILE_BYTES} bytes.", "file_too_large")
         self.uploads += 1
-        file_id = f"file-sim{len(self.files) + 1:06d}"
+        file_id = f"file-sim{self.uploads:06d}"  # never reused, even after a delete
         self.contents[file_id] = upload.data
         return BatchAnswer(200, self._new_file(file_id, upload.filename or "", kind, now))
 
@@ -124,6 +127,7 @@ class BatchesEndpoint:
         if file_id not in self.files:
             return _error(404, f"No such File object: {file_id}", param="id")
         if content:
+            self.downloads += 1
             return BatchAnswer(200, content=self.contents[file_id])
         return BatchAnswer(200, self.files[file_id])
 
@@ -173,6 +177,7 @@ class BatchesEndpoint:
             "metadata": body.get("metadata") or None,
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
             "_started": now,
+            "_timing": self.timing,
         }
         self._lines[batch_id] = lines
         if problem:
@@ -208,7 +213,7 @@ class BatchesEndpoint:
         """Move the batch to where ``now`` has it."""
         if batch["status"] in ("completed", "failed", "expired", "cancelled"):
             return
-        timing = self.timing
+        timing = batch["_timing"]
         elapsed = now - batch["_started"]
         total = batch["request_counts"]["total"]
         running = max(0.0, min(elapsed - timing.validate, timing.run))

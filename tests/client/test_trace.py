@@ -81,6 +81,7 @@ def test_a_streamed_trace_shows_every_piece_with_escaped_line_ends(sim):
 
 class _Exchange:
     number = 3
+    response_headers = ()
 
 
 def test_a_read_holding_several_events_shows_one_per_line_under_its_time():

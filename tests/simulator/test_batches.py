@@ -9,6 +9,7 @@ from rawchat.protocol.batches import (
     build_batch_create_request,
     build_batch_retrieve_request,
     build_file_content_request,
+    build_file_delete_request,
     build_file_upload_request,
     join_results,
     parse_batch,
@@ -146,3 +147,25 @@ def test_a_batch_of_a_file_not_uploaded_for_batch_is_refused():
     status, body = provider.send(build_batch_create_request(SETTINGS, file_id))
     assert status == 400
     assert json.loads(body)["error"]["code"] == "invalid_file"
+
+
+def test_a_batch_keeps_the_timing_it_was_created_with():
+    provider = Provider()
+    (slow,) = provider.submit(plan_batch(LINES[:1], model="gpt-4o-mini"))
+    provider.app.batches.timing = BatchTiming(validate=0, run=0, finalize=0)
+    (quick,) = provider.submit(plan_batch(LINES[:1], model="gpt-4o-mini"))
+    assert (provider.poll(slow.id).status, provider.poll(quick.id).status) == (
+        "validating",
+        "completed",
+    )
+
+
+def test_file_ids_are_never_given_twice_and_reads_of_content_are_counted():
+    provider = Provider()
+    upload = build_file_upload_request(SETTINGS, b"{}\n", filename="x.jsonl", boundary="bnd")
+    first = json.loads(provider.send(upload)[1])["id"]
+    assert provider.send(build_file_delete_request(SETTINGS, first))[0] == 200
+    assert json.loads(provider.send(upload)[1])["id"] == "file-sim000002"
+    provider.send(build_file_content_request(SETTINGS, "file-sim000002"))
+    provider.send(build_file_content_request(SETTINGS, "file-sim000002"))
+    assert provider.app.batches.downloads == 2
