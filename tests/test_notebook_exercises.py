@@ -23,6 +23,32 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 REFERENCE: Dict[str, str] = {
+    "11-connections-opened": """
+def connections_opened(calls, k):
+    # (time, 0 for an end or 1 for a start): at the same time, ends come first
+    events = sorted([(end, 0) for _, end in calls] + [(start, 1) for start, _ in calls])
+    idle = opened = 0
+    for _, is_start in events:
+        if is_start and idle:
+            idle -= 1
+        elif is_start:
+            opened += 1
+        elif idle < k:
+            idle += 1
+    return opened
+""",
+    "11-gather-bounded": """
+import asyncio
+
+async def gather_bounded(coroutines, k):
+    slots = asyncio.Semaphore(k)
+
+    async def bounded(coroutine):
+        async with slots:
+            return await coroutine
+
+    return await asyncio.gather(*(bounded(c) for c in coroutines))
+""",
     "01-request-bytes": """
 def request_bytes(body, key):
     return (
@@ -208,10 +234,49 @@ def verdict(sent, answer, stale):
         return "stale"
     return "lost"
 """,
+    "12-stream-usage": """
+def stream_text_and_usage(chunks):
+    text, usage = [], None
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            text.append(choice["delta"].get("content") or "")
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+    return "".join(text), usage
+""",
+    "12-retry-delay": """
+def retry_delay(attempt, headers, rand, cap=8.0):
+    lower = {name.lower(): value for name, value in headers.items()}
+    if "retry-after-ms" in lower:
+        wait = float(lower["retry-after-ms"]) / 1000
+    elif "retry-after" in lower:
+        wait = float(lower["retry-after"])
+    else:
+        return rand * min(cap, 2 ** (attempt - 1))
+    return wait if wait <= 60 else None
+""",
 }
 
 # Plausible mistakes, beyond each notebook's own stub, that a check must refuse.
 WRONG: Dict[str, List[str]] = {
+    "11-connections-opened": [
+        REFERENCE["11-connections-opened"].replace("(end, 0)", "(end, 2)"),
+        REFERENCE["11-connections-opened"].replace("elif idle < k:", "else:"),
+        "def connections_opened(calls, k):\n"
+        "    return max((sum(s <= t < e for s, e in calls) for t, _ in calls), default=0)\n",
+    ],
+    "11-gather-bounded": [
+        "import asyncio\n"
+        "async def gather_bounded(coroutines, k):\n"
+        "    results = []\n"
+        "    for i in range(0, len(coroutines), k):\n"
+        "        results += await asyncio.gather(*coroutines[i:i + k])\n"
+        "    return results\n",
+        "import asyncio\n"
+        "async def gather_bounded(coroutines, k):\n"
+        "    async with asyncio.Semaphore(k):\n"
+        "        return await asyncio.gather(*coroutines)\n",
+    ],
     "01-request-bytes": [REFERENCE["01-request-bytes"].replace("len(body)", "len(body.decode())")],
     "02-what-went-wrong": [
         "def what_went_wrong(status, body):\n"
@@ -250,6 +315,40 @@ WRONG: Dict[str, List[str]] = {
     ],
     "10-kept": [REFERENCE["10-kept"].replace("sent[:-1]", "sent")],
     "10-verdict": [REFERENCE["10-verdict"].replace('return "stale"', 'return "lost"')],
+    "12-stream-usage": [
+        "def stream_text_and_usage(chunks):\n"
+        "    text, usage = '', None\n"
+        "    for chunk in chunks:\n"
+        "        if chunk['choices']:\n"
+        "            text += chunk['choices'][0]['delta'].get('content', '')\n"
+        "        usage = chunk.get('usage')\n"
+        "    return text, usage\n",
+        "def stream_text_and_usage(chunks):\n"
+        "    text, usage = '', None\n"
+        "    for chunk in chunks:\n"
+        "        choice = chunk['choices'][0]\n"
+        "        text += choice['delta'].get('content') or ''\n"
+        "        usage = chunk.get('usage')\n"
+        "        if choice['finish_reason']:\n"
+        "            break\n"
+        "    return text, usage\n",
+        REFERENCE["12-stream-usage"].replace(
+            'get("content") or ""',
+            'get("content") or choice["delta"].get("reasoning_content") or ""',
+        ),
+    ],
+    "12-retry-delay": [
+        REFERENCE["12-retry-delay"].replace("rand * min(cap", "min(cap"),
+        REFERENCE["12-retry-delay"].replace(
+            "lower = {name.lower(): value for name, value in headers.items()}", "lower = headers"
+        ),
+        REFERENCE["12-retry-delay"].replace(
+            "return wait if wait <= 60 else None", "return min(wait, cap)"
+        ),
+        REFERENCE["12-retry-delay"].replace(
+            "return wait if wait <= 60 else None", "return rand * wait if wait <= 60 else None"
+        ),
+    ],
 }
 
 
