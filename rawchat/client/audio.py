@@ -61,10 +61,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import IO, Any, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ..errors import APITimeoutError, InvalidRequestError, InvalidResponseError
+from ..errors import APITimeoutError, InvalidResponseError
 from ..protocol.audio import (
     MAX_UPLOAD_BYTES,
     AudioUsage,
@@ -79,6 +79,7 @@ from ..protocol.audio import (
 from ..protocol.http import Headers, HTTPRequest, request_id_of
 from ..protocol.multipart import make_boundary
 from ..protocol.settings import Settings
+from . import uploads
 from .attempts import Call
 from .stream import EventStream, EventStreamCore
 
@@ -98,10 +99,10 @@ __all__ = [
 
 
 #: Where ``save`` writes: a path.
-FilePath = Union[str, "os.PathLike[str]"]
+FilePath = uploads.FilePath
 
 #: What ``transcribe`` takes as the audio: its bytes, a path, or a binary file object.
-AudioFile = Union[bytes, bytearray, memoryview, FilePath, IO[bytes]]
+AudioFile = uploads.Upload
 
 #: The file name of audio given as bytes without ``filename=``.
 UNNAMED = "audio.wav"
@@ -113,56 +114,12 @@ UNNAMED = "audio.wav"
 def read_upload(
     file: AudioFile, filename: Optional[str] = None, *, max_bytes: int = MAX_UPLOAD_BYTES
 ) -> Tuple[bytes, str]:
-    """The audio's bytes and its file name, read once.
-
-    The size is checked before the read (``check_upload``): a path by its
-    size on disk, a seekable file object by what is left from its position;
-    another file object is read no further than one byte past the limit.
-    """
-    if isinstance(file, (bytes, bytearray, memoryview)):
-        data, name = bytes(file), filename or UNNAMED
-        check_upload(len(data), name, max_bytes=max_bytes)
-        return data, name
-    if isinstance(file, (str, os.PathLike)):
-        path = os.fspath(file)
-        name = filename or os.path.basename(path)
-        try:
-            check_upload(os.path.getsize(path), name, max_bytes=max_bytes)
-            with open(path, "rb") as opened:
-                return opened.read(), name
-        except OSError as exc:
-            raise InvalidRequestError(
-                f"cannot read the audio file {path!r}: {exc.strerror or exc}",
-                hint="pass a path to an audio file, its bytes, or a file opened with 'rb'",
-            ) from exc
-    if not callable(getattr(file, "read", None)):
-        raise InvalidRequestError(
-            f"the audio is a {type(file).__name__}; pass bytes, a path or a binary file object"
-        )
-    given = getattr(file, "name", None)
-    name = filename or (os.path.basename(given) if isinstance(given, str) else UNNAMED)
-    if _seekable(file):
-        position = file.tell()
-        size = file.seek(0, os.SEEK_END) - position
-        file.seek(position)
-        check_upload(size, name, max_bytes=max_bytes)
-        data = file.read()
-    else:
-        data = file.read(max_bytes + 1)
-    if not isinstance(data, (bytes, bytearray)):
-        raise InvalidRequestError(
-            f"{name!r} was opened as text; audio is bytes",
-            hint="open the file with open(path, 'rb')",
-        )
-    check_upload(len(data), name, max_bytes=max_bytes)
-    return bytes(data), name
-
-
-def _seekable(file: Any) -> bool:
-    try:
-        return bool(file.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
+    """The audio's bytes and its file name, read once (``uploads.read_upload``),
+    its size and format checked first (``check_upload``)."""
+    return uploads.read_upload(
+        file, filename, default_name=UNNAMED, limit=max_bytes, what="audio file",
+        check=lambda size, name: check_upload(size, name, max_bytes=max_bytes),
+    )  # fmt: skip
 
 
 def transcription_request(

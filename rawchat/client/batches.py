@@ -42,10 +42,10 @@ import os
 import re
 import tempfile
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ..errors import APIConnectionError, APIStatusError, InvalidRequestError, InvalidResponseError
+from ..errors import APIConnectionError, APIStatusError, InvalidResponseError
 from ..protocol.batches import (
     FILE_PURPOSES,
     MAX_FILE_BYTES,
@@ -68,6 +68,7 @@ from ..protocol.http import HTTPRequest, HTTPResponse
 from ..protocol.multipart import make_boundary
 from ..protocol.response import ErrorContext, error_from_response
 from .attempts import Call
+from .uploads import FilePath, Upload, read_upload
 
 __all__ = [
     "AsyncBatches",
@@ -80,9 +81,9 @@ __all__ = [
 ]
 
 #: A file's path, as ``open()`` takes it.
-Path = Union[str, "os.PathLike[str]"]
+Path = FilePath
 #: What ``files.create`` uploads: the bytes, a ``Path``, or a file opened with ``"rb"``.
-FileInput = Union[bytes, bytearray, memoryview, Path, Any]
+FileInput = Upload
 
 _COLLECTION = re.compile(r"/(files|batches)$")
 _ONE = re.compile(r"/(files|batches)/[^/]+(/content|/cancel)?$")
@@ -375,33 +376,11 @@ class AsyncBatches(_Namespace):
 
 
 def _upload_data(file: FileInput, purpose: str, filename: Optional[str]) -> Tuple[bytes, str]:
-    """The bytes to upload and the name to give them; a path is checked before it is read."""
-    if isinstance(file, (bytes, bytearray, memoryview)):
-        return bytes(file), filename or "input.jsonl"
-    if isinstance(file, (str, os.PathLike)):
-        name = filename or os.path.basename(os.fspath(file))
-        try:
-            check_batch_file(os.path.getsize(file), name, purpose)
-            with open(file, "rb") as source:
-                return source.read(), name
-        except OSError as exc:
-            raise InvalidRequestError(
-                f"cannot read {os.fspath(file)!r}: {exc.strerror}",
-                hint="pass the path of a file that exists, its bytes, or a file opened with 'rb'",
-            ) from exc
-    read = getattr(file, "read", None)
-    if read is None:
-        raise InvalidRequestError(
-            f"cannot upload a {type(file).__name__}",
-            hint="pass bytes, a path, or a file opened with 'rb'",
-        )
-    data = read()
-    if not isinstance(data, bytes):
-        raise InvalidRequestError(
-            "the file object gave text, not bytes", hint="open the file with 'rb'"
-        )
-    given = getattr(file, "name", None)
-    return data, filename or (os.path.basename(given) if isinstance(given, str) else "input.jsonl")
+    """The bytes to upload and the name to give them, read once, checked first."""
+    return read_upload(
+        file, filename, default_name="input.jsonl", limit=MAX_FILE_BYTES,
+        check=lambda size, name: check_batch_file(size, name, purpose),
+    )  # fmt: skip
 
 
 def _page_of(data: Any) -> Tuple[List[Any], Optional[str]]:

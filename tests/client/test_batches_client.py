@@ -131,7 +131,7 @@ def test_a_batch_input_must_be_json_lines_and_text_must_come_as_bytes(sim, clien
     assert purpose.value.message == "'batches' is not a file purpose"
     with pytest.raises(InvalidRequestError) as text:
         client.files.create(io.StringIO("{}"))
-    assert text.value.hint == "open the file with 'rb'"
+    assert text.value.hint == "open the file with open(path, 'rb')"
     assert sim.request_count == 0
 
 
