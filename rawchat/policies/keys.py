@@ -34,7 +34,7 @@ from ..errors import ConfigError, NoKeyAvailableError
 from ..protocol.http import fingerprint
 from ..protocol.settings import clean_api_key
 
-__all__ = ["KeyPool", "NoKeyAvailableError", "PooledKey", "parse_keys"]
+__all__ = ["KeyPool", "NoKeyAvailableError", "PooledKey", "parse_keys", "verdict"]
 
 log = logging.getLogger("rawchat.policies.keys")
 
@@ -83,6 +83,21 @@ def parse_keys(text: str, source: str = "OPENAI_API_KEYS") -> List[Tuple[str, Op
     if not keys:
         raise ConfigError(f"{source} holds no keys", hint="separate keys with commas")
     return keys
+
+
+def verdict(
+    status: Optional[int], code: Optional[str], retry_after: Optional[float]
+) -> Tuple[Optional[str], Optional[float]]:
+    """What an answer says about its key: ``(why it leaves rotation, seconds to cool down)``.
+
+    401, 403 and ``insufficient_quota`` (which comes with a 429) retire the
+    key; any other 429 cools it down for the server's ``Retry-After``.
+    """
+    if status in (401, 403) or code == "insufficient_quota":
+        return ("out of quota" if code == "insufficient_quota" else f"refused ({status})"), None
+    if status == 429:
+        return None, retry_after if retry_after is not None else DEFAULT_COOLDOWN
+    return None, None
 
 
 class KeyPool:
@@ -174,17 +189,14 @@ class KeyPool:
         retry_after: Optional[float] = None,
     ) -> None:
         """Record the outcome of a request made with ``pooled``."""
+        reason, cooldown = verdict(status, code, retry_after)
         with self._lock:
             pooled.in_flight = max(0, pooled.in_flight - 1)
-            if status in (401, 403) or code == "insufficient_quota":
-                reason = "out of quota" if code == "insufficient_quota" else f"refused ({status})"
-                if pooled.retired is None:
-                    pooled.retired = reason
-                    log.warning("key %s taken out of rotation: %s", pooled.fingerprint, reason)
-            elif status == 429:
-                pooled.cooling_until = now + (
-                    retry_after if retry_after is not None else DEFAULT_COOLDOWN
-                )
+            if reason is not None and pooled.retired is None:
+                pooled.retired = reason
+                log.warning("key %s taken out of rotation: %s", pooled.fingerprint, reason)
+            elif cooldown is not None:
+                pooled.cooling_until = now + cooldown
 
     def _none_available(self, now: float, wall_now: float) -> NoKeyAvailableError:
         cooling = [

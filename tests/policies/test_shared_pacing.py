@@ -1,4 +1,4 @@
-"""Shared pacing against a real redis-server: the Pacer's rules, across processes.
+"""Pacing and key health shared in a real redis-server: the Pacer's and KeyPool's rules.
 
 Each test module run starts its own ``redis-server`` on a free port of
 127.0.0.1 in a temporary directory, and stops it afterwards.
@@ -6,18 +6,17 @@ Each test module run starts its own ``redis-server`` on a free port of
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import socket
 import subprocess
 import time
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import pytest
 
 import rawchat
-from rawchat.errors import PacingDeadlineError
-from rawchat.policies import Pacer, Policies
+from rawchat.errors import NoKeyAvailableError, PacingDeadlineError
+from rawchat.policies import KeyPool, Pacer, Policies, RetryBudget
 from rawchat.protocol.http import Headers
 from rawchat.simulator import Simulator
 
@@ -27,12 +26,10 @@ if shutil.which("redis-server") is None:
         "redis-server is not on PATH (apt-get install redis-server)", allow_module_level=True
     )
 
-from rawchat.policies.shared_pacing import SharedPacer  # noqa: E402
-
-WORKERS = 4
+from rawchat.policies.shared_pacing import SharedKeyPool, SharedPacer, shared  # noqa: E402
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -73,7 +70,7 @@ class RedisServer:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis")), _free_port()).start()
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")), free_port()).start()
     yield server
     server.stop()
 
@@ -84,7 +81,7 @@ def url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-def shared(url: str, *args, **kwargs) -> SharedPacer:
+def shared_pacer(url: str, *args, **kwargs) -> SharedPacer:
     return SharedPacer(*args, redis_url=url, server_time=False, **kwargs)
 
 
@@ -92,36 +89,41 @@ def shared(url: str, *args, **kwargs) -> SharedPacer:
 
 
 def test_requests_queue_for_their_slots_first_come_first_served(url):
-    pacer = shared(url, requests_per_minute=60, burst=2)
+    pacer = shared_pacer(url, requests_per_minute=60, burst=2)
     assert [pacer.reserve("k", 0, now=0.0) for _ in range(5)] == [0.0, 0.0, 1.0, 2.0, 3.0]
 
 
 def test_two_pacers_on_one_redis_share_the_queue(url):
-    first, second = shared(url, 60, burst=2), shared(url, 60, burst=2)
+    first, second = shared_pacer(url, 60, burst=2), shared_pacer(url, 60, burst=2)
     waits = [p.reserve("k", 0, now=0.0) for p in (first, second, first, second)]
     assert waits == [0.0, 0.0, 1.0, 2.0]
 
 
 def test_keys_have_their_own_buckets(url):
-    pacer = shared(url, requests_per_minute=60, burst=1)
+    pacer = shared_pacer(url, requests_per_minute=60, burst=1)
     assert [pacer.reserve(k, 0, now=0.0) for k in ("a", "b", "a")] == [0.0, 0.0, 1.0]
 
 
 def test_tokens_per_minute_paces_big_requests(url):
-    pacer = shared(url, tokens_per_minute=6000)
+    pacer = shared_pacer(url, tokens_per_minute=6000)
     assert pacer.reserve("k", 5000, now=0.0) == 0.0
     assert pacer.reserve("k", 2000, now=0.0) == pytest.approx(10.0)
 
 
+def test_a_burst_without_requests_per_minute_limits_no_requests(url):
+    pacer = shared_pacer(url, tokens_per_minute=6000, burst=2)
+    assert [pacer.reserve("k", 100, now=0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
 def test_reported_usage_corrects_the_estimate(url):
-    pacer = shared(url, tokens_per_minute=6000)
+    pacer = shared_pacer(url, tokens_per_minute=6000)
     pacer.reserve("k", 1000, now=0.0)
     pacer.correct("k", estimated=1000, actual=4000, now=0.0)
     assert pacer.reserve("k", 3000, now=0.0) == pytest.approx(10.0)
 
 
 def test_a_request_that_would_miss_its_deadline_fails_at_once_and_reserves_nothing(url):
-    pacer = shared(url, requests_per_minute=60, burst=1)
+    pacer = shared_pacer(url, requests_per_minute=60, burst=1)
     pacer.reserve("k", 0, now=0.0)
     with pytest.raises(
         PacingDeadlineError, match="needs a 1.00 s wait, more than the 0.50 s"
@@ -132,14 +134,14 @@ def test_a_request_that_would_miss_its_deadline_fails_at_once_and_reserves_nothi
 
 
 def test_rate_limit_headers_tighten_the_bucket(url):
-    pacer = shared(url, requests_per_minute=600)
+    pacer = shared_pacer(url, requests_per_minute=600)
     headers = Headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
     pacer.observe("k", headers, now=0.0)
     assert pacer.reserve("k", 0, now=0.0) == pytest.approx(2.0)
 
 
 def test_the_bucket_refills_with_time(url):
-    pacer = shared(url, requests_per_minute=60, burst=1)
+    pacer = shared_pacer(url, requests_per_minute=60, burst=1)
     assert [pacer.reserve("k", 0, now=t) for t in (0.0, 0.0, 5.0)] == [0.0, 1.0, 0.0]
 
 
@@ -150,7 +152,7 @@ def test_redis_clock_by_default(url):
 
 
 def test_a_script_redis_forgot_is_sent_again(url):
-    pacer = shared(url, requests_per_minute=60, burst=1)
+    pacer = shared_pacer(url, requests_per_minute=60, burst=1)
     pacer.reserve("k", 0, now=0.0)
     redis.Redis.from_url(url).script_flush()
     assert pacer.reserve("k", 0, now=0.0) == 1.0
@@ -158,7 +160,7 @@ def test_a_script_redis_forgot_is_sent_again(url):
 
 def test_a_share_outside_zero_to_one_is_refused(url):
     with pytest.raises(rawchat.ConfigError, match="fallback_share is 2"):
-        shared(url, 60, fallback_share=2)
+        shared_pacer(url, 60, fallback_share=2)
 
 
 def test_without_the_redis_package_the_error_says_what_to_install(monkeypatch):
@@ -181,7 +183,7 @@ def test_without_the_redis_package_the_error_says_what_to_install(monkeypatch):
 
 
 def test_without_redis_it_paces_in_process_at_its_share_and_logs_once(caplog):
-    pacer = SharedPacer(120, redis_url=f"redis://127.0.0.1:{_free_port()}/0", burst=2)
+    pacer = SharedPacer(120, redis_url=f"redis://127.0.0.1:{free_port()}/0", burst=2)
     with caplog.at_level("WARNING", logger="rawchat.pacing"):
         waits = [pacer.reserve("k", 0, now=0.0) for _ in range(3)]
     assert waits == [0.0, 1.0, 2.0]  # half of 120/min, a burst of one
@@ -193,7 +195,7 @@ def test_without_redis_it_paces_in_process_at_its_share_and_logs_once(caplog):
 
 
 def test_it_recovers_when_redis_returns(tmp_path, caplog):
-    server = RedisServer(str(tmp_path), _free_port())
+    server = RedisServer(str(tmp_path), free_port())
     pacer = SharedPacer(60, redis_url=server.url, burst=1, server_time=False, retry_interval=5.0)
     with caplog.at_level("WARNING", logger="rawchat.pacing"):
         assert pacer.reserve("k", 0, now=0.0) == 0.0  # in process
@@ -211,81 +213,189 @@ def test_it_recovers_when_redis_returns(tmp_path, caplog):
     ]
 
 
-# -- several processes against one rate limit -----------------------------------------
+# -- key health shared -----------------------------------------------------------------
 
-RPM = 600  # ten a second
-BURST = 4
-PER_WORKER = 10
+A, B, C = "sk-key-a-000000000aaaa", "sk-key-b-000000000bbbb", "sk-key-c-000000000cccc"
+NOW = 100.0
+WALL = 1_800_000_000.0  # 2027-01-15
 
 
-def _worker(base_url: str, redis_url: str, share: float, count: int) -> Tuple[int, int, int]:
-    """``count`` chats through one pacer; (answered, failed, calls paced in process)."""
-    if redis_url:
-        pacer = SharedPacer(RPM, redis_url=redis_url, burst=BURST, fallback_share=share)
-    else:
-        pacer = Pacer(RPM, burst=BURST)
-    client = rawchat.Client(
-        "sk-test-shared-0123456789",
-        base_url,
-        max_retries=20,
-        policies=Policies(pacer=pacer),
-    )
-    answered = failed = 0
+def picks(pool, count, now=NOW):
+    chosen = []
     for _ in range(count):
+        key = pool.acquire(now, WALL)
+        chosen.append(key.fingerprint)
+        pool.release(key, now)
+    return chosen
+
+
+def test_a_429_on_a_key_cools_it_down_in_every_process_for_its_retry_after(url):
+    first, second = SharedKeyPool([A, B], redis_url=url), SharedKeyPool([A, B], redis_url=url)
+    first.release(first.acquire(NOW, WALL), NOW, status=429, retry_after=30.0)
+    assert picks(second, 2) == ["...bbbb", "...bbbb"]
+    cooling = {p.fingerprint: p.cooling_until for p in second.keys}
+    assert cooling["...aaaa"] == pytest.approx(NOW + 30.0, abs=1.0)
+    assert cooling["...bbbb"] == float("-inf")
+
+
+def test_a_cool_down_ends_for_every_process_at_once(url):
+    first, second = SharedKeyPool([A], redis_url=url), SharedKeyPool([A], redis_url=url)
+    first.release(first.acquire(NOW, WALL), NOW, status=429, retry_after=0.05)
+    with pytest.raises(NoKeyAvailableError):
+        second.acquire(NOW, WALL)
+    time.sleep(0.1)  # past the cool-down, by Redis's clock
+    assert picks(second, 1) == ["...aaaa"]
+
+
+def test_a_later_429_sets_the_cool_down_again_as_in_one_pool(url):
+    first, second = SharedKeyPool([A], redis_url=url), SharedKeyPool([A], redis_url=url)
+    first.release(first.acquire(NOW, WALL), NOW, status=429, retry_after=30.0)
+    second.release(second.keys[0], NOW, status=429, retry_after=2.0)
+    with pytest.raises(NoKeyAvailableError) as caught:
+        first.acquire(NOW, WALL)
+    assert caught.value.retry_in == pytest.approx(2.0, abs=1.0)
+
+
+def test_a_refused_key_leaves_rotation_in_every_process_and_each_says_so(url, caplog):
+    first, second = SharedKeyPool([A, B], redis_url=url), SharedKeyPool([A, B], redis_url=url)
+    with caplog.at_level("WARNING", logger="rawchat.policies.keys"):
+        first.release(first.acquire(NOW, WALL), NOW, status=401)
+        assert picks(second, 3) == ["...bbbb"] * 3
+    assert second.status() == {"...aaaa": "refused (401)", "...bbbb": "active"}
+    assert caplog.messages == [
+        "key ...aaaa taken out of rotation: refused (401)",
+        "key ...aaaa taken out of rotation by another process: refused (401)",
+    ]
+
+
+def test_a_process_started_later_never_tries_a_retired_key(url):
+    first = SharedKeyPool([A, B], redis_url=url)
+    first.release(first.acquire(NOW, WALL), NOW, status=429, code="insufficient_quota")
+    assert picks(SharedKeyPool([A, B], redis_url=url), 2) == ["...bbbb", "...bbbb"]
+
+
+def test_the_first_reason_a_key_was_retired_for_stays(url):
+    first, second = SharedKeyPool([A, B], redis_url=url), SharedKeyPool([A, B], redis_url=url)
+    first.release(first.keys[0], NOW, status=403)
+    second.release(second.keys[0], NOW, status=429, code="insufficient_quota")
+    assert SharedKeyPool([A, B], redis_url=url).acquire(NOW, WALL).fingerprint == "...bbbb"
+    store = redis.Redis.from_url(url)
+    assert [store.get(name) for name in store.keys("rawchat:keys:*")] == [b"refused (403)"]
+
+
+def test_redis_holds_a_hash_of_each_key_never_the_key(url):
+    pool = SharedKeyPool([A, B], redis_url=url)
+    pool.release(pool.acquire(NOW, WALL), NOW, status=429, retry_after=30.0)
+    pool.release(pool.acquire(NOW, WALL), NOW, status=401)
+    names = sorted(name.decode() for name in redis.Redis.from_url(url).keys("*"))
+    assert [name.rsplit(":", 1)[1] for name in names] == ["cooling", "retired"]
+    assert not any(secret[-12:] in name for name in names for secret in (A, B))
+    assert "sk-key" not in repr(pool)
+
+
+def test_selection_and_in_flight_counts_stay_in_each_process(url):
+    first = SharedKeyPool([A, B, C], redis_url=url, selection="fewest_in_flight")
+    second = SharedKeyPool([A, B, C], redis_url=url, selection="fewest_in_flight")
+    assert first.acquire(NOW, WALL).fingerprint == "...aaaa"  # stays in flight
+    assert second.acquire(NOW, WALL).fingerprint == "...aaaa"
+
+
+def test_without_redis_key_health_stays_in_process_and_is_logged_once(caplog):
+    pool = SharedKeyPool([A, B], redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with caplog.at_level("WARNING", logger="rawchat.policies.keys"):
+        pool.release(pool.acquire(NOW, WALL), NOW, status=429, retry_after=30.0)
+        assert picks(pool, 2, now=NOW + 1) == ["...bbbb", "...bbbb"]
+    assert pool.degraded
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "rawchat: Redis is unreachable"
+    ]
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .endswith("key health is kept in this process until it answers")
+    )
+
+
+def test_key_health_is_shared_again_when_redis_returns(tmp_path, caplog):
+    server = RedisServer(str(tmp_path), free_port())
+    pool = SharedKeyPool([A, B], redis_url=server.url, retry_interval=5.0)
+    with caplog.at_level("WARNING", logger="rawchat.policies.keys"):
+        assert picks(pool, 1) == ["...aaaa"]  # in process
+        server.start()
         try:
-            client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
-            answered += 1
-        except rawchat.RawchatError:
-            failed += 1
-    return answered, failed, getattr(pacer, "fallback_calls", 0)
-
-
-def _run_workers(sim: Simulator, redis_url: str, count: int = PER_WORKER, during=None):
-    # A provider's bucket for a key exists before these workers do; the
-    # simulator makes one at a key's first request. Made now, it is full
-    # again long before the workers have started (a tenth of a second).
-    rawchat.Client("sk-test-shared-0123456789", sim.base_url).models()
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(WORKERS) as pool:
-        jobs = [
-            pool.apply_async(_worker, (sim.base_url, redis_url, 1 / WORKERS, count))
-            for _ in range(WORKERS)
-        ]
-        if during is not None:
-            during()
-        return [job.get(timeout=120) for job in jobs]
-
-
-def test_workers_sharing_redis_stay_under_the_limit_with_no_429s(url):
-    with Simulator(requests_per_minute=RPM, burst=BURST) as sim:
-        results = _run_workers(sim, url)
-        assert sim.app.rate_limited == 0
-    assert results == [(PER_WORKER, 0, 0)] * WORKERS
-
-
-def test_the_same_workers_pacing_in_process_draw_429s(url):
-    with Simulator(requests_per_minute=RPM, burst=BURST) as sim:
-        results = _run_workers(sim, "")
-        assert sim.app.rate_limited > 0
-    assert [answered for answered, _, _ in results] == [PER_WORKER] * WORKERS  # retried
-
-
-def test_redis_killed_mid_run_workers_go_on_at_their_share_and_lose_nothing(tmp_path):
-    server = RedisServer(str(tmp_path), _free_port()).start()
-    count = 20
-    with Simulator(requests_per_minute=RPM, burst=BURST) as sim:
-
-        def kill_when_started() -> None:
-            deadline = time.monotonic() + 60
-            while sim.request_count < 2 * WORKERS and time.monotonic() < deadline:
-                time.sleep(0.01)
-            server.stop()
-
-        try:
-            results = _run_workers(sim, server.url, count, during=kill_when_started)
+            other = SharedKeyPool([A, B], redis_url=server.url)
+            other.release(other.acquire(NOW, WALL), NOW, status=401)
+            assert picks(pool, 2, now=NOW + 1) == ["...bbbb", "...aaaa"]  # not asked yet
+            assert picks(pool, 2, now=NOW + 6) == ["...bbbb", "...bbbb"]
+            assert not pool.degraded
         finally:
             server.stop()
-        rate_limited = sim.app.rate_limited
-    assert [(answered, failed) for answered, failed, _ in results] == [(count, 0)] * WORKERS
-    assert all(in_process > 0 for _, _, in_process in results)
-    assert rate_limited < WORKERS * count  # the shares keep most of them clear
+    assert caplog.messages[0].startswith("rawchat: Redis is unreachable (")
+    assert caplog.messages[1:] == [
+        "key ...aaaa taken out of rotation: refused (401)",
+        "rawchat: Redis answers again; key health is shared again",
+        "key ...aaaa taken out of rotation by another process: refused (401)",
+    ]
+
+
+def test_a_retirement_shorter_than_a_second_is_refused(url):
+    with pytest.raises(rawchat.ConfigError, match="retired_for is 0.5"):
+        SharedKeyPool([A], redis_url=url, retired_for=0.5)
+
+
+def test_clients_in_two_processes_share_what_a_revoked_key_taught_one(url):
+    with Simulator(api_keys=[B]) as sim:
+        for _ in range(2):  # two clients, as two processes would have
+            client = rawchat.Client(
+                base_url=sim.base_url,
+                policies=Policies(keys=SharedKeyPool([A, B], redis_url=url)),
+                clock=rawchat.Clock(sleep=lambda s: None),
+            )
+            client.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
+        assert sim.requests_by_key == {"...aaaa": 1, "...bbbb": 2}
+
+
+def test_a_rate_limited_key_is_skipped_by_the_other_clients_until_its_retry_after(url):
+    with Simulator() as sim:
+        alone = rawchat.Client(
+            base_url=sim.base_url,
+            policies=Policies(keys=SharedKeyPool([A], redis_url=url)),
+            max_retries=0,
+        )
+        with pytest.raises(rawchat.errors.RateLimitError):
+            alone.chat(
+                [{"role": "user", "content": "hi"}],
+                model="gpt-4o-mini",
+                extra_headers={"X-Rawchat-Fault": "429=30"},
+            )
+        other = rawchat.Client(
+            base_url=sim.base_url, policies=Policies(keys=SharedKeyPool([A, B], redis_url=url))
+        )
+        for _ in range(2):
+            other.chat([{"role": "user", "content": "hi"}], model="gpt-4o-mini")
+        assert sim.requests_by_key == {"...aaaa": 1, "...bbbb": 2}
+
+
+# -- the policies of a client, shared --------------------------------------------------
+
+
+def test_shared_turns_a_pacer_and_a_key_pool_into_their_shared_forms(url):
+    policies = Policies(
+        keys=KeyPool([A, (B, WALL)], selection="least_recently_used"),
+        pacer=Pacer(500, 200_000, burst=8),
+        retry_budget=RetryBudget(),
+    )
+    result = shared(policies, url, fallback_share=0.25)
+    pacer, keys = result.pacer, result.keys
+    assert isinstance(pacer, SharedPacer) and isinstance(keys, SharedKeyPool)
+    assert (pacer.requests_per_minute, pacer.tokens_per_minute, pacer.burst) == (500, 200_000, 8)
+    assert pacer.fallback_share == 0.25
+    assert [(p.fingerprint, p.expires) for p in keys.keys] == [("...aaaa", None), ("...bbbb", WALL)]
+    assert keys.selection == "least_recently_used"
+    assert result.retry_budget is policies.retry_budget
+
+
+def test_shared_leaves_absent_and_already_shared_policies_as_they_are(url):
+    assert shared(Policies(), url) == Policies()
+    pacer = SharedPacer(60, redis_url=url)
+    assert shared(Policies(pacer=pacer), url).pacer is pacer
