@@ -33,7 +33,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 from ..client.client import Client
 from ..errors import APIStatusError, ConfigError, RawchatError
 
-__all__ = ["INPUT_FORMAT", "BatchSummary", "run_batch"]
+__all__ = ["INPUT_FORMAT", "BatchSummary", "read_lines", "run_batch"]
 
 INPUT_FORMAT = """\
 input: one JSON object a line (UTF-8), for example
@@ -69,7 +69,7 @@ def run_batch(
     clock: Callable[[], float] = time.monotonic,
 ) -> BatchSummary:
     """Answer every line of ``in_path`` into ``out_path``; resume if it exists."""
-    lines = _read_lines(in_path)
+    lines = read_lines(in_path)
     skipped, errors = _resume_point(out_path)
     started = clock()
     done = 0
@@ -138,7 +138,7 @@ def run_batch(
     return BatchSummary(len(lines), skipped, done, errors, clock() - started, interrupted)
 
 
-def _read_lines(in_path: str) -> List[str]:
+def read_lines(in_path: str) -> List[str]:
     """The input's lines: split on ``\n`` only, since JSON text may hold U+2028,
     U+0085 or a form feed, which ``str.splitlines`` would also break on."""
     try:

@@ -11,14 +11,18 @@
     rawchat batch in.jsonl out.jsonl   many requests in parallel, resumable
     rawchat demo                       a guided tour against the simulator
     rawchat eval-memory                what each memory strategy forgets, measured
+    rawchat transcribe question.wav    audio to text (speak: text to audio)
+    rawchat talk question.wav --out reply.wav
+                                       a spoken turn, with each stage's latency
 
 Global options (``--trace``, ``--profile`` ...) go before or after the
 command. ``--trace`` prints every exchange to stderr: the request with its
 key redacted, the response head, and each raw body piece with its time.
 
 With no API key and no base URL configured, ``ask``, ``chat``, ``models``,
-``batch`` and ``demo`` answer from an in-process simulator and say so on
-stderr; ``--profile simulator`` asks for it outright.
+``batch``, ``demo``, ``transcribe``, ``speak`` and ``talk`` answer from an
+in-process simulator and say so on stderr; ``--profile simulator`` asks for
+it outright.
 
 Exit codes: 0 success, 1 the API answered with an error or a broken stream
 (or ``replay``/``doctor`` found a fault), 2 usage or configuration error,
@@ -117,11 +121,31 @@ COMMAND_EXAMPLES = {
     "batch": """\
   rawchat batch questions.jsonl answers.jsonl --workers 8
   rawchat batch in.jsonl out.jsonl --rpm 500     (rerun after a crash: it resumes)
-  OPENAI_API_KEYS=sk-a...,sk-b... rawchat batch in.jsonl out.jsonl""",
+  OPENAI_API_KEYS=sk-a...,sk-b... rawchat batch in.jsonl out.jsonl
+  rawchat --redis redis://host:6379/0 batch in.jsonl out.jsonl --rpm 500
+                                                 (every process on that Redis: 500 in all)
+  rawchat batch in.jsonl out.jsonl --remote      (the Batch API: half price, within 24 h)
+  rawchat batch in.jsonl out.jsonl --remote --dry-run    (the files and batches, unsent)
+  rawchat batch in.jsonl out.jsonl --remote --no-wait    (then --status; rerun to collect)
+  rawchat batch in.jsonl out.jsonl --remote --cancel""",
     "eval-memory": """\
   rawchat eval-memory                           (offline: tables, results.json, two SVG plots)
   rawchat eval-memory --strategies drop-oldest,relevant --budgets 25 --turns 80 --seed 3
   rawchat --profile deepseek eval-memory --live -m deepseek-chat --judge deepseek-reasoner""",
+    "transcribe": """\
+  rawchat transcribe question.wav
+  rawchat transcribe talk.mp3 --format srt --language en > talk.srt
+  rawchat transcribe question.wav --stream -m gpt-4o-transcribe
+  rawchat transcribe question.wav --curl           (the upload as curl -F parts)""",
+    "speak": """\
+  rawchat speak "What is SSE?" --out question.wav
+  echo "Hello!" | rawchat speak - --out hello.mp3 --voice coral
+  rawchat speak "Hi" --out hi.wav --stream-format sse --curl""",
+    "talk": """\
+  rawchat speak "What is SSE?" --out question.wav && rawchat talk question.wav --out reply.wav
+  rawchat talk question.wav --out reply.wav --compare   (beside the same turn done serially)
+  rawchat talk q1.wav q2.wav --out reply.wav --turns 6  (replies: reply-1.wav ...)
+  rawchat talk --web                                    (a page on 127.0.0.1:8766 to talk to)""",
 }
 
 
@@ -234,6 +258,13 @@ def _global_options(parser: Any, default: Any = None) -> None:
         default=given(0),
         help="log retries (-v), requests (-vv)",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=given(None),
+        help="share --rpm/--tpm pacing and the key pool's health with other processes "
+        "through Redis (default: RAWCHAT_REDIS_URL; needs rawchat[redis])",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -263,12 +294,14 @@ def _parser() -> argparse.ArgumentParser:
     ask = command("ask", "ask one question, stream the answer")
     ask.add_argument("prompt", nargs="?", default="-", help="the question; - (default) reads stdin")
     _model_options(ask)
+    _pacing_options(ask)
     ask.add_argument("--no-stream", action="store_true", help="one plain request, not a stream")
     ask.add_argument("--json", action="store_true", help="print the raw completion JSON")
     ask.set_defaults(run=_ask)
 
     chat = command("chat", "a multi-turn conversation with a streaming typewriter")
     _model_options(chat)
+    _pacing_options(chat)
     from ..protocol.trimming import STRATEGIES
 
     chat.add_argument(
@@ -319,8 +352,29 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("output", help="results, in input order (appended to when resuming)")
     batch.add_argument("--workers", type=int, default=4, help="requests in parallel (4)")
     batch.add_argument("-m", "--model", help="model for lines that name none")
-    batch.add_argument("--rpm", type=float, help="pace to this many requests per minute per key")
-    batch.add_argument("--tpm", type=float, help="pace to this many tokens per minute per key")
+    _pacing_options(batch)
+    remote = batch.add_argument_group(
+        "the Batch API (--remote)",
+        'half price, within 24 h; lines with "input" or "api": "responses" go to\n'
+        "/v1/responses; OUTPUT.state.json records the job: a rerun resumes it, and\n"
+        "submits nothing twice",
+    )
+    remote.add_argument(
+        "--remote", action="store_true", help="upload the lines and run them as batches"
+    )
+    remote.add_argument(
+        "--dry-run", action="store_true", help="show the files and requests, send nothing"
+    )
+    remote.add_argument("--no-wait", action="store_true", help="submit, then exit")
+    remote.add_argument("--status", action="store_true", help="show where the job's batches are")
+    remote.add_argument("--cancel", action="store_true", help="cancel the job's batches")
+    remote.add_argument(
+        "--poll",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="first wait between polls, growing to 60 s (5)",
+    )
     batch.set_defaults(run=_batch)
 
     demo = command("demo", "a guided tour of the protocol against the simulator")
@@ -354,7 +408,26 @@ def _parser() -> argparse.ArgumentParser:
         "--no-reader", action="store_true", help="measure what is sent only (no HTTP at all)"
     )
     evaluate.set_defaults(run=_eval_memory)
+
+    from .voice import add_voice_commands
+
+    # transcribe, speak, talk. It returns their parsers by name: options that
+    # other modules add to them (a --web for talk, say) go on those, here.
+    voice = add_voice_commands(command, _voice)
+    from .talk_web import add_web_options
+
+    add_web_options(voice["talk"])
     return parser
+
+
+def _pacing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rpm", type=float, help="pace to this many requests per minute per key")
+    parser.add_argument("--tpm", type=float, help="pace to this many tokens per minute per key")
+
+
+def _pacer(args: argparse.Namespace, burst: float) -> Optional[Pacer]:
+    """The ``--rpm``/``--tpm`` pacer (``client_for`` shares it with ``--redis``)."""
+    return Pacer(args.rpm, args.tpm, burst=burst) if args.rpm or args.tpm else None
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -404,6 +477,11 @@ def client_for(
     policies = policies or Policies()
     if os.environ.get("OPENAI_API_KEYS", "").strip() and policies.keys is None:
         policies = dataclasses.replace(policies, keys=KeyPool.from_env(os.environ))
+    redis_url = getattr(args, "redis", None) or os.environ.get("RAWCHAT_REDIS_URL", "").strip()
+    if redis_url:
+        from ..policies.shared_pacing import shared
+
+        policies = shared(policies, redis_url)
     options["policies"] = policies
     chosen = _simulator_chosen(args)
     if chosen or (simulator_ok and _nothing_configured(args)):
@@ -471,7 +549,8 @@ def _read_stdin() -> str:
 def _ask(args: argparse.Namespace) -> int:
     prompt = _read_stdin() if args.prompt == "-" else args.prompt
     messages = _first_messages(args, prompt)
-    with client_for(args, simulator_ok=True) as client:
+    policies = Policies(pacer=_pacer(args, burst=1))
+    with client_for(args, simulator_ok=True, policies=policies) as client:
         if args.api == "responses":
             return _ask_responses(client, args, messages)
         if args.no_stream or args.json:
@@ -514,19 +593,26 @@ def _chat(args: argparse.Namespace) -> int:
     from .repl import Repl
 
     # The session's tokens and cost, for /usage.
-    with client_for(args, simulator_ok=True, policies=Policies(usage=UsageMeter())) as client:
+    policies = Policies(usage=UsageMeter(), pacer=_pacer(args, burst=1))
+    with client_for(args, simulator_ok=True, policies=policies) as client:
         return Repl(client, args).run()
+
+
+def _curl_settings(args: argparse.Namespace) -> Settings:
+    """The settings a printed curl command uses: its key is always ``$VARIABLE``."""
+    settings = Settings.resolve(base_url=args.base_url, profile=args.profile, environ=os.environ)
+    profile = PROFILES.get(settings.profile)
+    if settings.api_key is None and (profile is None or profile.key_required):
+        # The command names the key's variable whether or not it is set here.
+        settings = dataclasses.replace(settings, api_key="unset")
+    return settings
 
 
 def _curl(args: argparse.Namespace) -> int:
     from ..protocol.request import build_chat_request
     from ..protocol.responses import build_responses_request
 
-    settings = Settings.resolve(base_url=args.base_url, profile=args.profile, environ=os.environ)
-    profile = PROFILES.get(settings.profile)
-    if settings.api_key is None and (profile is None or profile.key_required):
-        # The command names the key's variable whether or not it is set here.
-        settings = dataclasses.replace(settings, api_key="unset")
+    settings = _curl_settings(args)
     params = request_params(args)
     messages = _first_messages(args, args.prompt)
     if args.api == "responses":
@@ -684,11 +770,19 @@ def _serve(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    pacer = None
-    if args.rpm or args.tpm:
-        # A burst of one request per worker: paced evenly, not a minute's worth at once.
-        pacer = Pacer(args.rpm, args.tpm, burst=args.workers)
-    policies = Policies(pacer=pacer, retry_budget=RetryBudget())
+    if args.remote:
+        from . import remote_batch
+
+        return remote_batch.run(
+            args, lambda: client_for(args, simulator_ok=True), sys.stdout, sys.stderr
+        )
+    if args.dry_run or args.no_wait or args.status or args.cancel:
+        raise ConfigError(
+            "--dry-run, --no-wait, --status and --cancel go with --remote",
+            hint=f"rawchat batch {args.input} {args.output} --remote ...",
+        )
+    # A burst of one request per worker: paced evenly, not a minute's worth at once.
+    policies = Policies(pacer=_pacer(args, burst=args.workers), retry_budget=RetryBudget())
     with client_for(args, simulator_ok=True, policies=policies) as client:
         summary = run_batch(
             client, args.input, args.output, workers=args.workers, model=args.model,
@@ -714,6 +808,15 @@ def _eval_memory(args: argparse.Namespace) -> int:
     from .eval_memory import run
 
     return run(args, lambda: client_for(args))
+
+
+def _voice(args: argparse.Namespace) -> int:
+    """``transcribe``, ``speak``, ``talk`` (``voice.py``), told how to reach the API."""
+    return int(
+        args.voice_command(
+            args, lambda: client_for(args, simulator_ok=True), lambda: _curl_settings(args)
+        )
+    )
 
 
 def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
