@@ -39,7 +39,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..client.client import Client
 from ..client.trace import HARTrace, JSONLinesTrace, MultiTrace, TextTrace, Trace
@@ -465,10 +465,12 @@ def client_for(
     args: argparse.Namespace,
     *,
     simulator_ok: bool = False,
+    simulator: Optional[Mapping[str, Any]] = None,
     policies: Optional[Policies] = None,
     **extra: Any,
 ) -> Client:
-    """The client the options describe (the simulator's, if nothing is set and allowed)."""
+    """The client the options describe (the simulator's, if nothing is set and
+    allowed; ``simulator``: its settings)."""
     options: Dict[str, Any] = {"max_retries": args.max_retries, "profile": args.profile}
     options["trace"] = args.trace
     if args.timeout is not None:
@@ -487,7 +489,7 @@ def client_for(
     if chosen or (simulator_ok and _nothing_configured(args)):
         from ..simulator import Simulator
 
-        sim = Simulator().start()
+        sim = Simulator(**(simulator or {})).start()
         if chosen:
             note = f"rawchat: answers come from the built-in simulator at {sim.base_url}"
         else:
@@ -810,11 +812,20 @@ def _eval_memory(args: argparse.Namespace) -> int:
     return run(args, lambda: client_for(args))
 
 
+#: The simulator standing in for a provider in ``talk``: every answer waits
+#: 0.3 s for its first byte and streams 30 ms a piece, as a model's would, so
+#: that the latencies ``talk --compare`` prints compare the two pipelines.
+TALK_SIMULATOR = {"chunk_interval": 0.03, "faults": "delay=0.3*"}
+
+
 def _voice(args: argparse.Namespace) -> int:
     """``transcribe``, ``speak``, ``talk`` (``voice.py``), told how to reach the API."""
+    simulator = TALK_SIMULATOR if args.command == "talk" else None
     return int(
         args.voice_command(
-            args, lambda: client_for(args, simulator_ok=True), lambda: _curl_settings(args)
+            args,
+            lambda: client_for(args, simulator_ok=True, simulator=simulator),
+            lambda: _curl_settings(args),
         )
     )
 
