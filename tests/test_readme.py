@@ -36,6 +36,7 @@ def test_the_readme_has_its_python_snippets():
         'meter = rawchat.UsageMeter(budget_usd=5.00)  # or budget_tokens=..., on_budget="warn"',
         "import os",
         "import asyncio",
+        "with rawchat.Client() as client:",
     ]
 
 
