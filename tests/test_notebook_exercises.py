@@ -23,6 +23,42 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 REFERENCE: Dict[str, str] = {
+    "13-multipart": """
+def multipart_body(boundary, model, filename, audio):
+    delimiter = b"--" + boundary.encode("ascii")
+    return (
+        delimiter + b"\\r\\n"
+        + b'Content-Disposition: form-data; name="model"\\r\\n\\r\\n'
+        + model.encode("utf-8") + b"\\r\\n"
+        + delimiter + b"\\r\\n"
+        + b'Content-Disposition: form-data; name="file"; filename="'
+        + filename.encode("utf-8") + b'"\\r\\n'
+        + b"Content-Type: audio/wav\\r\\n\\r\\n"
+        + audio + b"\\r\\n"
+        + delimiter + b"--\\r\\n"
+    )
+""",
+    "13-wav-header": """
+import struct
+
+def pcm_wav_header(data_size, sample_rate):
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_size, b"WAVE", b"fmt ", 16, 1, 1,
+        sample_rate, sample_rate * 2, 2, 16, b"data", data_size,
+    )
+""",
+    "13-sentences": """
+import re
+
+END = re.compile(r"[.!?]+(?=\\s)|[。！？]+")
+
+def split_sentences(text):
+    found, start = [], 0
+    for match in END.finditer(text):
+        found.append(text[start:match.end()].strip())
+        start = match.end()
+    return found, text[start:].lstrip()
+""",
     "11-connections-opened": """
 def connections_opened(calls, k):
     # (time, 0 for an end or 1 for a start): at the same time, ends come first
@@ -255,10 +291,56 @@ def retry_delay(attempt, headers, rand, cap=8.0):
         return rand * min(cap, 2 ** (attempt - 1))
     return wait if wait <= 60 else None
 """,
+    "14-join-results": """
+def join_by_custom_id(custom_ids, records):
+    ran = {}
+    for record in records:
+        if record.get("response") is not None:
+            ran[record["custom_id"]] = record["response"]
+    return [ran.get(custom_id) for custom_id in custom_ids]
+""",
+    "14-poll-times": """
+def poll_times(first, done, cap=60.0):
+    times, wait = [0.0], first
+    while times[-1] < done:
+        times.append(times[-1] + wait)
+        wait = min(cap, wait * 1.5)
+    return times
+""",
+    "14-resubmit": """
+def to_resubmit(custom_ids, records):
+    settled = set()
+    for record in records:
+        response = record.get("response")
+        if response is not None and response["status_code"] != 429 and response["status_code"] < 500:
+            settled.add(record["custom_id"])
+    return [custom_id for custom_id in custom_ids if custom_id not in settled]
+""",
 }
 
 # Plausible mistakes, beyond each notebook's own stub, that a check must refuse.
 WRONG: Dict[str, List[str]] = {
+    "13-multipart": [
+        REFERENCE["13-multipart"].replace("\\r\\n", "\\n"),
+        REFERENCE["13-multipart"].replace('delimiter + b"--\\r\\n"', 'delimiter + b"\\r\\n"'),
+        REFERENCE["13-multipart"].replace('audio + b"\\r\\n"', "audio"),
+        REFERENCE["13-multipart"].replace(
+            'filename.encode("utf-8")', 'filename.encode("ascii", "replace")'
+        ),
+    ],
+    "13-wav-header": [
+        REFERENCE["13-wav-header"].replace("sample_rate * 2, 2", "sample_rate, 2"),
+        REFERENCE["13-wav-header"].replace("36 + data_size", "44 + data_size"),
+        REFERENCE["13-wav-header"].replace('"<4sI4s', '">4sI4s'),
+    ],
+    "13-sentences": [
+        REFERENCE["13-sentences"].replace("(?=\\s)", "(?=\\s|$)"),
+        REFERENCE["13-sentences"].replace("|[。！？]+", ""),
+        REFERENCE["13-sentences"].replace("(?=\\s)", ""),
+        REFERENCE["13-sentences"].replace(
+            "text[start:match.end()].strip()", "text[start:match.end()]"
+        ),
+    ],
     "11-connections-opened": [
         REFERENCE["11-connections-opened"].replace("(end, 0)", "(end, 2)"),
         REFERENCE["11-connections-opened"].replace("elif idle < k:", "else:"),
@@ -348,6 +430,42 @@ WRONG: Dict[str, List[str]] = {
         REFERENCE["12-retry-delay"].replace(
             "return wait if wait <= 60 else None", "return rand * wait if wait <= 60 else None"
         ),
+    ],
+    "14-join-results": [
+        REFERENCE["14-join-results"].replace(
+            '        if record.get("response") is not None:\n'
+            '            ran[record["custom_id"]] = record["response"]\n',
+            '        ran[record["custom_id"]] = record.get("response")\n',
+        ),
+        REFERENCE["14-join-results"].replace(
+            "return [ran.get(custom_id) for custom_id in custom_ids]",
+            "return [ran[custom_id] for custom_id in custom_ids if custom_id in ran]",
+        ),
+        "def join_by_custom_id(custom_ids, records):\n"
+        "    ordered = sorted(records, key=lambda record: record['custom_id'])\n"
+        "    return [record['response'] for record in ordered]\n",
+    ],
+    "14-poll-times": [
+        REFERENCE["14-poll-times"].replace("wait * 1.5", "wait * 2"),
+        REFERENCE["14-poll-times"].replace("min(cap, wait * 1.5)", "wait * 1.5"),
+        REFERENCE["14-poll-times"].replace("times[-1] < done", "times[-1] + wait < done"),
+        REFERENCE["14-poll-times"].replace(
+            "times, wait = [0.0], first", "times, wait = [first], first"
+        ),
+    ],
+    "14-resubmit": [
+        REFERENCE["14-resubmit"].replace(
+            ' and response["status_code"] != 429 and response["status_code"] < 500', ""
+        ),
+        REFERENCE["14-resubmit"].replace(
+            ' and response["status_code"] != 429 and response["status_code"] < 500',
+            ' and response["status_code"] < 300',
+        ),
+        "def to_resubmit(custom_ids, records):\n"
+        "    return [r['custom_id'] for r in records if r['response'] is None]\n",
+        "def to_resubmit(custom_ids, records):\n"
+        "    ran = {r['custom_id'] for r in records if r['response'] is not None}\n"
+        "    return [r['custom_id'] for r in records if r['custom_id'] not in ran]\n",
     ],
 }
 
