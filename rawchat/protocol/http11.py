@@ -334,35 +334,35 @@ class ResponseParser:
     # One step each: return an event, or None when more bytes are needed.
 
     def _next_event(self) -> Optional[Event]:
-        state = self._state
-        if state == _HEAD:
-            return self._read_head()
-        if state in (_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE):
-            return self._read_data()
-        if state == _CHUNK_SIZE:
-            line = self._line(MAX_LINE_BYTES, _SIZE_LINE_TOO_LONG)
-            if line is None:
+        while True:
+            state = self._state
+            if state == _HEAD:
+                return self._read_head()
+            if state in (_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE):
+                return self._read_data()
+            if state == _CHUNK_SIZE:
+                line = self._line(MAX_LINE_BYTES, _SIZE_LINE_TOO_LONG)
+                if line is None:
+                    return None
+                self._left = _chunk_size(line)
+                self._state = _CHUNK_DATA if self._left else _TRAILERS
+            elif state == _CHUNK_END:
+                line = self._line(MAX_LINE_BYTES, "chunk data longer than its size line said")
+                if line is None:
+                    return None
+                if line:
+                    raise MalformedResponseError(
+                        f"chunk data longer than its size line said: {_show(line)}"
+                    )
+                self._state = _CHUNK_SIZE
+            elif state == _TRAILERS:
+                lines = self._section(MAX_LINE_BYTES)
+                if lines is None:
+                    return None
+                self._state = _DONE
+                return EndOfMessage(_fields(lines))
+            else:
                 return None
-            self._left = _chunk_size(line)
-            self._state = _CHUNK_DATA if self._left else _TRAILERS
-            return self._next_event()
-        if state == _CHUNK_END:
-            line = self._line(MAX_LINE_BYTES, "chunk data longer than its size line said")
-            if line is None:
-                return None
-            if line:
-                raise MalformedResponseError(
-                    f"chunk data longer than its size line said: {_show(line)}"
-                )
-            self._state = _CHUNK_SIZE
-            return self._next_event()
-        if state == _TRAILERS:
-            lines = self._section(MAX_LINE_BYTES)
-            if lines is None:
-                return None
-            self._state = _DONE
-            return EndOfMessage(_fields(lines))
-        return None
 
     def _read_head(self) -> Optional[Event]:
         while True:
