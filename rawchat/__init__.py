@@ -1,4 +1,4 @@
-"""rawchat: the OpenAI Chat Completions protocol by hand, on top of ``requests``.
+"""rawchat: the OpenAI protocols by hand, on top of ``requests``.
 
 The folders are the layers; each imports only the ones below it::
 

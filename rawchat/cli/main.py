@@ -271,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="rawchat",
-        description="The OpenAI Chat Completions protocol by hand: raw HTTP, hand-written SSE.",
+        description="The OpenAI protocols by hand: raw HTTP, hand-written SSE, multipart, polling.",
         epilog=EXAMPLES,
         formatter_class=formatter,
     )
